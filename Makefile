@@ -1,0 +1,35 @@
+# citystream — two commands do all the set-up: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install demo test lint bench sample clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install citystream with its dev tools
+
+demo: $(STAMP)  ## run the main job on the embedded stack (Tansu + chDB), print the summary
+	$(BIN)/citystream demo $(ARGS)
+
+test: $(STAMP)  ## run the whole test suite (unit + integration on the embedded stack)
+	$(BIN)/python -m pytest $(ARGS)
+
+lint: $(STAMP)  ## ruff + mypy
+	$(BIN)/ruff check .
+	$(BIN)/mypy citystream streams models sinks replay
+
+bench: $(STAMP)  ## print throughput and memory figures
+	$(BIN)/citystream bench $(ARGS)
+
+clean:  ## remove embedded data (./var) and caches
+	rm -rf var .pytest_cache

@@ -1,0 +1,73 @@
+"""Run a citystream worker: topics, ClickHouse, metrics endpoint, Faust worker with a bounded shutdown."""
+
+from __future__ import annotations
+
+__all__ = ["BoundedWorker", "build", "run_worker"]
+
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+import faust
+from prometheus_client import CollectorRegistry, start_http_server
+
+from citystream.config import Role, Settings
+from sinks.clickhouse import ClickHouse
+from sinks.metrics import Metrics
+from streams.app import Pipeline, create_pipeline
+from streams.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+class BoundedWorker(faust.Worker):
+    """A Faust worker whose shutdown cannot hang.
+
+    A worker waiting on an unacked message or a blocked ClickHouse insert could otherwise hang on SIGTERM.
+    After ``shutdown_timeout`` seconds the process exits hard; anything not committed is re-delivered to
+    the next worker, and idempotent sinks make that safe.
+    """
+
+    def __init__(self, *args: Any, shutdown_timeout: float = 8.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shutdown_timeout = shutdown_timeout
+
+    def _schedule_shutdown(self, signal: signal.Signals) -> None:
+        if not self._signal_stop_time:
+            threading.Thread(target=self._watchdog, name="shutdown-watchdog", daemon=True).start()
+        super()._schedule_shutdown(signal)
+
+    def _watchdog(self) -> None:
+        threading.Event().wait(self.shutdown_timeout)
+        sys.stderr.write(f"citystream: shutdown took over {self.shutdown_timeout:.0f}s; exiting now\n")
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def build(settings: Settings, role: Role, registry: CollectorRegistry | None = None) -> Pipeline:
+    """Create topics, open ClickHouse (for sink roles) and build the pipeline for ``role``."""
+    ensure_topics(settings)
+    clickhouse = None
+    if role in (Role.sinks, Role.all):
+        password = settings.clickhouse_password.get_secret_value() if settings.clickhouse_password else None
+        clickhouse = ClickHouse(settings.clickhouse_dsn, password, max_retries=settings.sink_max_retries)
+        clickhouse.setup()
+    metrics = Metrics.create(registry or CollectorRegistry())
+    return create_pipeline(settings, role, metrics=metrics, clickhouse=clickhouse)
+
+
+def run_worker(settings: Settings, role: Role) -> None:
+    """Run until SIGTERM/SIGINT (never returns normally: Faust exits the process)."""
+    registry = CollectorRegistry()
+    pipe = build(settings, role, registry)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="0.0.0.0", registry=registry)  # noqa: S104 - scraped by Prometheus
+    worker = BoundedWorker(pipe.app, loglevel=settings.log_level, shutdown_timeout=settings.shutdown_timeout_s)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        if pipe.clickhouse is not None:
+            pipe.clickhouse.close()

@@ -1,0 +1,72 @@
+"""Prometheus metrics of a worker, defined once and built from an injected registry (tests pass a fresh one)."""
+
+from __future__ import annotations
+
+__all__ = ["Metrics"]
+
+from typing import NamedTuple
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics(NamedTuple):
+    """All metrics a worker exports.
+
+    Example
+    -------
+    >>> m = Metrics.create(CollectorRegistry())
+    >>> m.dead_letters.labels(topic="citystream.bike.gps", reason="invalid_json").inc()
+    """
+
+    records_in: Counter
+    records_out: Counter
+    dead_letters: Counter
+    fixes: Counter
+    sink_rows: Counter
+    sink_batch_rows: Histogram
+    sink_seconds: Histogram
+    sink_retries: Counter
+    sink_failures: Counter
+    consumer_lag: Gauge
+    event_time_lag: Gauge
+    registry: CollectorRegistry
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> Metrics:
+        """Register every metric in ``registry``."""
+        ns = "citystream"
+        return cls(
+            records_in=Counter("records_in", "Messages consumed", ["topic"], namespace=ns, registry=registry),
+            records_out=Counter("records_out", "Messages produced", ["topic"], namespace=ns, registry=registry),
+            dead_letters=Counter(
+                "dead_letters", "Records sent to the dead-letter topic", ["topic", "reason"], namespace=ns,
+                registry=registry,
+            ),
+            fixes=Counter(
+                "bike_fixes", "GPS fixes by outcome (accepted, duplicate, late)", ["outcome"], namespace=ns,
+                registry=registry,
+            ),
+            sink_rows=Counter("sink_rows", "Rows inserted into ClickHouse", ["table"], namespace=ns, registry=registry),
+            sink_batch_rows=Histogram(
+                "sink_batch_rows", "Rows per ClickHouse insert", ["table"], namespace=ns, registry=registry,
+                buckets=(1, 10, 100, 1_000, 5_000, 20_000, 100_000),
+            ),
+            sink_seconds=Histogram(
+                "sink_insert_seconds", "Latency of one ClickHouse insert (with retries)", ["table"], namespace=ns,
+                registry=registry,
+            ),
+            sink_retries=Counter("sink_retries", "Insert retries", ["table"], namespace=ns, registry=registry),
+            sink_failures=Counter(
+                "sink_failures", "Inserts that failed for good (rows dead-lettered)", ["table"], namespace=ns,
+                registry=registry,
+            ),
+            consumer_lag=Gauge(
+                "consumer_lag", "High watermark minus committed offset", ["topic", "partition"], namespace=ns,
+                registry=registry,
+            ),
+            event_time_lag=Gauge(
+                "event_time_lag_seconds", "Wall clock minus the newest event time processed", ["topic"],
+                namespace=ns, registry=registry,
+            ),
+            registry=registry,
+        )

@@ -1,0 +1,38 @@
+"""Periodic metrics that no agent sees by itself: consumer lag per assigned partition."""
+
+from __future__ import annotations
+
+__all__ = ["register", "consumer_lags"]
+
+from faust.types import TP
+
+from streams.app import Pipeline
+
+
+def consumer_lags(pipe: Pipeline) -> dict[TP, int]:
+    """High watermark minus committed offset for every assigned partition that has been fetched.
+
+    The high watermark comes from Fetch responses, not ListOffsets: Tansu's ListOffsets(latest) returns the
+    start of the last batch, so ``end_offsets()`` under-reports there.
+    """
+    consumer = pipe.app.consumer
+    lags = {}
+    for tp in consumer.assignment():
+        try:
+            high = consumer.highwater(tp)
+        except Exception:  # noqa: BLE001 - not fetched yet
+            continue
+        if high is None:
+            continue
+        committed = consumer._committed_offset.get(tp)  # Faust keeps the last committed offset per partition
+        lags[tp] = max(0, high - (committed or 0))
+    return lags
+
+
+def register(pipe: Pipeline) -> None:
+    gauge = pipe.metrics.consumer_lag
+
+    @pipe.app.timer(5.0, name=f"monitor_{pipe.role.value}")
+    async def monitor() -> None:
+        for tp, lag in consumer_lags(pipe).items():
+            gauge.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)

@@ -1,0 +1,58 @@
+"""Topic names and creation. Input topics are keyed by entity so per-key state stays partition-local."""
+
+from __future__ import annotations
+
+__all__ = ["TOPICS", "ensure_topics", "partition_for"]
+
+import logging
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+from kafka.partitioner.default import murmur2
+
+from citystream.config import Settings
+
+log = logging.getLogger(__name__)
+
+#: Short topic names (the full name is ``<prefix>.<short>``) and what travels on them.
+TOPICS: dict[str, str] = {
+    "bike.gps": "shared-bike GPS fixes or operator batches (input; key bike_id or operator)",
+    "sensor.telemetry": "IoT sensor readings (input; key sensor_id)",
+    "incident.events": "city-management case events (input; key case_id)",
+    "bike.fixes": "validated fixes re-batched per bike partition (internal; columnar JSON)",
+    "bike.zone-minute": "per-minute, per-zone fix counts, upserts versioned by source offset (output)",
+    "deadletter": "bad input with the reason (output)",
+}
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, as in the Java client) picks for ``key``.
+
+    Example
+    -------
+    >>> partition_for(b"MT-000123", 4) == partition_for(b"MT-000123", 4)
+    True
+    """
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def ensure_topics(settings: Settings, timeout_s: float = 20.0) -> list[str]:
+    """Create missing topics with the configured partitions; returns the names created."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.broker_bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    try:
+        existing = set(admin.list_topics())
+        wanted = [settings.topic(t) for t in TOPICS]
+        missing = [t for t in wanted if t not in existing]
+        created = []
+        for name in missing:
+            try:
+                admin.create_topics([NewTopic(name, settings.partitions, settings.replication)])
+                created.append(name)
+            except TopicAlreadyExistsError:  # another worker won the race
+                pass
+        if created:
+            log.info("created topics: %s", ", ".join(created))
+        return created
+    finally:
+        admin.close()
