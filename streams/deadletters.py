@@ -38,6 +38,7 @@ async def send_dead_letters(pipe: Pipeline, items: Iterable[tuple[EventT, DeadLe
     for event, dead in items:
         futures.append(await topic.send(
             key=event.message.key, value=dead_letter_value(event, dead), timestamp=event.message.timestamp,
+            force=True,  # publish now, not attached to the source offset's commit: we wait for delivery
         ))
         pipe.metrics.dead_letters.labels(topic=event.message.topic, reason=dead.reason).inc()
     return futures

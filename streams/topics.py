@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["TOPICS", "ensure_topics", "partition_for"]
+__all__ = ["TOPICS", "FEEDS", "ensure_topics", "partition_for"]
 
 import logging
 
@@ -23,6 +23,14 @@ TOPICS: dict[str, str] = {
     "bike.fixes": "validated fixes re-batched per bike partition (internal; columnar JSON)",
     "bike.zone-minute": "per-minute, per-zone fix counts, upserts versioned by source offset (output)",
     "deadletter": "bad input with the reason (output)",
+}
+
+
+#: Recorded feeds (``replay/``) and the input topic each is replayed into.
+FEEDS: dict[str, str] = {
+    "bike_gps": "bike.gps",
+    "sensor_telemetry": "sensor.telemetry",
+    "incident_events": "incident.events",
 }
 
 

@@ -34,6 +34,18 @@ def _raw_table(pipe: Pipeline, name: str) -> Any:
     return table
 
 
+async def _persist(table: Any, entries: list[tuple[int, bytes, bytes | None]]) -> None:
+    """Write state entries to the table's changelog (None deletes) and wait until the broker has them.
+
+    Straight to the changelog topic rather than ``send_changelog``: that goes through Faust's 100-message
+    producer buffer, far too small for a batch of state, and the table's in-memory copy is not used
+    while running (each counter holds the live state; the table is read back only on recovery).
+    """
+    topic = table.changelog_topic
+    futures = [await topic.send(key=k, value=v, partition=p, force=True) for p, k, v in entries]
+    await asyncio.gather(*futures)
+
+
 def register(pipe: Pipeline) -> None:
     s = pipe.settings
     source, out = pipe.topic("bike.fixes"), pipe.topic("bike.zone-minute")
@@ -95,21 +107,18 @@ def register(pipe: Pipeline) -> None:
                 w = c.windows[key]
                 row = {"minute_ms": key[0], "zone": key[1], "partition": p, "fixes": w.fixes, "bikes": w.bikes,
                        "locked": w.locked, "version": w.last_offset}
-                futures.append(await out.send(key=_window_key(p, key), value=orjson.dumps(row), timestamp=key[0] / 1000))
+                futures.append(await out.send(
+                    key=_window_key(p, key), value=orjson.dumps(row), timestamp=key[0] / 1000, force=True,
+                ))
         await asyncio.gather(*futures)
         # Windows before bikes: a crash between the two re-applies the batch to windows guarded by offset.
-        await asyncio.gather(*(
-            windows_table.send_changelog(p, _window_key(p, k), counters[p].windows[k].to_bytes())
-            for p, keys in changed_windows.items() for k in keys
-        ))
-        await asyncio.gather(*(
-            bikes_table.send_changelog(p, b.encode(), counters[p].bikes[b].to_bytes(p))
-            for p, bikes in changed_bikes.items() for b in bikes
-        ))
-        tombstones = [
-            windows_table.send_changelog(p, _window_key(p, k), None) for p in changed_windows for k in counters[p].evict()
-        ]
-        await asyncio.gather(*tombstones)
+        await _persist(windows_table, [
+            (p, _window_key(p, k), counters[p].windows[k].to_bytes()) for p, keys in changed_windows.items() for k in keys
+        ])
+        await _persist(bikes_table, [
+            (p, b.encode(), counters[p].bikes[b].to_bytes(p)) for p, bikes in changed_bikes.items() for b in bikes
+        ])
+        await _persist(windows_table, [(p, _window_key(p, k), None) for p in changed_windows for k in counters[p].evict()])
         for outcome, n in tallies.items():
             if n:
                 fixes_metric.labels(outcome=outcome).inc(n)

@@ -10,14 +10,19 @@ from streams.app import Pipeline
 
 
 def consumer_lags(pipe: Pipeline) -> dict[TP, int]:
-    """High watermark minus committed offset for every assigned partition that has been fetched.
+    """High watermark minus committed offset for every assigned partition of the agents' topics.
+
+    Table changelog partitions are assigned too (for recovery) but never committed: they are left out.
 
     The high watermark comes from Fetch responses, not ListOffsets: Tansu's ListOffsets(latest) returns the
     start of the last batch, so ``end_offsets()`` under-reports there.
     """
     consumer = pipe.app.consumer
+    ours = {t.get_topic_name() for t in pipe.topics.values()}
     lags = {}
     for tp in consumer.assignment():
+        if tp.topic not in ours:
+            continue
         try:
             high = consumer.highwater(tp)
         except Exception:  # noqa: BLE001 - not fetched yet

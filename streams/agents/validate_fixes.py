@@ -37,7 +37,7 @@ def register(pipe: Pipeline) -> None:
             futures = await send_dead_letters(pipe, ((ev, d) for ev, _, bad in decoded for d in bad))
             for p, part in split_by_partition(good, s.partitions).items():
                 futures.append(await fixes_topic.send(
-                    value=part.to_json(), partition=p, timestamp=float(part.ts.max()) / 1000,
+                    value=part.to_json(), partition=p, timestamp=float(part.ts.max()) / 1000, force=True,
                 ))
                 m_out.inc()
             await asyncio.gather(*futures)  # delivered before the source offsets may commit

@@ -1,0 +1,152 @@
+"""``citystream demo``: the main job on the embedded stack, in one process.
+
+Start Tansu, create topics, run a ``--role all`` worker with chDB under the data dir, replay a recording
+(the bundled sample by default), wait until every consumer has caught up and the sinks have committed,
+then print a summary read back from ClickHouse.
+"""
+
+from __future__ import annotations
+
+__all__ = ["run_demo", "wait_drained"]
+
+import asyncio
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from citystream.config import Role, Settings
+from citystream.embedded import TansuBroker
+from citystream.summary import collect, render
+from citystream.worker import BoundedWorker, build
+from replay.produce import ReplayStats, make_producer, produce_recording
+from replay.recording import Recording
+from streams.agents.monitor import consumer_lags
+from streams.app import Pipeline
+from streams.topics import FEEDS
+
+
+def drained(pipe: Pipeline, produced: dict[tuple[str, int], int]) -> bool:
+    """True when every produced offset is committed and no assigned partition has lag."""
+    consumer = pipe.app.consumer
+    committed = {(tp.topic, tp.partition): off for tp, off in consumer._committed_offset.items() if off is not None}
+    if any(committed.get(tp, 0) <= last for tp, last in produced.items()):
+        return False
+    return all(lag == 0 for lag in consumer_lags(pipe).values())
+
+
+async def wait_drained(pipe: Pipeline, produced: dict[tuple[str, int], int], *, stable_s: float = 3.0,
+                       timeout_s: float = 600.0, tick: Any = None) -> bool:
+    """Wait until :func:`drained` has held for ``stable_s`` (downstream topics fill after upstream ones)."""
+    since: float | None = None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if tick is not None:
+            await tick()
+        if drained(pipe, produced):
+            since = since or time.monotonic()
+            if time.monotonic() - since >= stable_s:
+                return True
+        else:
+            since = None
+        await asyncio.sleep(0.5)
+    return False
+
+
+def run_demo(
+    settings: Settings, recording: Path, *, speed: float | None = None, serve: bool = False,
+    port: int = 0, keep: bool = False, console: Console | None = None,
+) -> int:
+    """Run the demo; returns the process exit code."""
+    console = console or Console()
+    rec = Recording.open(recording)
+    ch_dir = settings.data_dir / "clickhouse"
+    if not keep and ch_dir.exists():
+        shutil.rmtree(ch_dir)
+    with TansuBroker(port=port, log_path=_log_path(settings)) as broker:
+        settings = Settings(**{
+            **settings.model_dump(), "broker": broker.url, "clickhouse_dsn": f"chdb://{ch_dir.resolve()}",
+        })
+        console.print(f"[bold]citystream demo[/] broker [cyan]{broker.bootstrap}[/] (Tansu), "
+                      f"ClickHouse [cyan]{ch_dir}[/] (chDB), recording [cyan]{recording}[/] "
+                      f"({rec.records:,} messages)")
+        pipe = build(settings, Role.all)
+        worker = BoundedWorker(pipe.app, loglevel=settings.log_level, shutdown_timeout=settings.shutdown_timeout_s,
+                               quiet=True)
+        outcome: dict[str, Any] = {}
+
+        @pipe.app.task
+        async def drive() -> None:
+            try:
+                outcome["summary"] = await _drive(pipe, broker, rec, speed, console)
+                outcome["ok"] = outcome["summary"] is not None
+            except Exception as exc:  # noqa: BLE001 - reported after the worker stopped
+                outcome["error"] = exc
+            if not serve or "error" in outcome:
+                worker._schedule_shutdown(signal.SIGTERM)
+            else:
+                render(console, outcome.pop("summary"))
+                console.print(f"[green]Serving[/]: broker {broker.bootstrap}; Ctrl-C to stop.")
+
+        try:
+            worker.execute_from_commandline()
+        except SystemExit:
+            pass
+        finally:
+            if pipe.clickhouse is not None:
+                pipe.clickhouse.close()
+    if "error" in outcome:
+        console.print(f"[red]demo failed:[/] {outcome['error']!r}")
+        return 1
+    if outcome.get("summary"):
+        render(console, outcome["summary"])
+    if not outcome.get("ok") and not serve:
+        console.print("[red]demo did not drain in time[/]")
+        return 1
+    console.print(f"Data kept in {ch_dir}: try [bold]citystream query \"SELECT * FROM v_bike_zone_minute LIMIT 5\"[/]"
+                  f" with CITYSTREAM_CLICKHOUSE_DSN=chdb://{ch_dir}")
+    return 0
+
+
+def _log_path(settings: Settings) -> Path:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings.data_dir / "tansu.log"
+
+
+async def _drive(pipe: Pipeline, broker: TansuBroker, rec: Recording, speed: float | None,
+                 console: Console) -> Any:
+    assert pipe.clickhouse is not None
+    while not pipe.app.consumer.assignment() or pipe.app.rebalancing:
+        await asyncio.sleep(0.1)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("{task.fields[info]}"), console=console, transient=False)
+    with progress:
+        replay_task = progress.add_task("replay", total=rec.records, info="")
+        sink_task = progress.add_task("stored", total=None, info="")
+
+        def on_progress(stats: ReplayStats) -> None:
+            rate = stats.total / stats.seconds if stats.seconds else 0.0
+            progress.update(replay_task, completed=stats.total, info=f"{rate:,.0f} msg/s")
+
+        producer = make_producer(broker.bootstrap)
+        stats = await asyncio.to_thread(
+            produce_recording, producer, rec.merged(), lambda feed: pipe.settings.topic(FEEDS[feed]), speed=speed,
+            progress=on_progress,
+        )
+        producer.close()
+
+        async def tick() -> None:
+            rows = await pipe.clickhouse.acall(  # type: ignore[union-attr]
+                lambda c: c.query("SELECT (SELECT count() FROM bike_fixes) + (SELECT count() FROM dead_letters)"
+                                  " + (SELECT count() FROM bike_zone_minute)").result_rows[0][0])
+            lag = sum(consumer_lags(pipe).values())
+            progress.update(sink_task, completed=rows, info=f"consumer lag {lag:,}")
+
+        ok = await wait_drained(pipe, stats.end_offsets, tick=tick)
+    if not ok:
+        return None
+    return await pipe.clickhouse.acall(collect)
