@@ -31,5 +31,9 @@ lint: $(STAMP)  ## ruff + mypy
 bench: $(STAMP)  ## print throughput and memory figures
 	$(BIN)/citystream bench $(ARGS)
 
+SAMPLE_ARGS := --hours 2 --bikes 1000 --sensors 60 --incidents-per-hour 30 --seed 7
+sample: $(STAMP)  ## regenerate the bundled sample feed (replay/sample) used by `make demo`
+	$(BIN)/citystream simulate --out replay/sample $(SAMPLE_ARGS) --overwrite
+
 clean:  ## remove embedded data (./var) and caches
 	rm -rf var .pytest_cache

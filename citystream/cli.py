@@ -136,6 +136,7 @@ def query(
     sql: Annotated[str, typer.Argument(help="A read-only statement: SELECT, WITH, SHOW, DESCRIBE or EXPLAIN.")],
     clickhouse: Annotated[str | None, typer.Option(help="ClickHouse DSN (CITYSTREAM_CLICKHOUSE_DSN).")] = None,
     limit: Annotated[int, typer.Option(help="Print at most this many rows.")] = 100,
+    fmt: Annotated[str, typer.Option("--format", help="table, or json (one object per line, for scripts).")] = "table",
 ) -> None:
     """Run a read-only query against the configured ClickHouse (embedded or server) and print a table.
 
@@ -144,7 +145,14 @@ def query(
     from citystream.query import run_query
 
     settings = _settings(clickhouse_dsn=clickhouse)
-    raise typer.Exit(run_query(settings, sql, limit=limit, console=console, err=err))
+    if fmt not in ("table", "json"):
+        raise typer.BadParameter("--format is table or json")
+    raise typer.Exit(run_query(settings, sql, limit=limit, console=console, err=err, fmt=fmt))
+
+
+from citystream import cli_replay  # noqa: E402 - registers onto ``app`` defined above
+
+cli_replay.register(app, _settings)
 
 
 def main() -> None:

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     session_timeout_s: float = Field(
         6.0, gt=0, description="Kafka consumer session timeout. Short values make embedded (Tansu) start fast."
     )
+    request_timeout_s: float = Field(
+        15.0, gt=0,
+        description="Kafka request timeout (>= session timeout). A fetch the broker never answers is retried after it; "
+        "Faust's default (90 s) turns one lost fetch on the embedded broker into a long stall.",
+    )
     batch_size: int = Field(2000, ge=1, description="Max messages an agent takes per batch.")
     batch_within_s: float = Field(0.25, gt=0, description="Max seconds an agent waits to fill a batch.")
     sink_batch_size: int = Field(5000, ge=1, description="Max messages a sink takes per ClickHouse insert.")
@@ -63,6 +68,13 @@ class Settings(BaseSettings):
     sink_max_retries: int = Field(8, ge=0, description="Insert retries on transient errors (capped backoff).")
     zone_cell_m: float = Field(500.0, gt=0, description="Size of the grid cells used as zones when no geography is loaded.")
     allowed_lateness_s: int = Field(300, ge=0, description="How late (event time) a record may arrive and still count.")
+    monitor_interval_s: float = Field(5.0, gt=0, description="How often lag metrics are refreshed.")
+    changelog_end_markers: bool = Field(
+        True,
+        description="Close each state write with a one-record marker batch per changelog partition. Needed on "
+        "Tansu, whose ListOffsets(latest) returns the start of the last batch, so Faust's table recovery would "
+        "stop before the last batch; harmless but unneeded on Apache Kafka (docker-compose turns it off).",
+    )
     shutdown_timeout_s: float = Field(8.0, gt=0, description="Upper bound on a graceful worker shutdown.")
     log_level: str = Field("warning", description="Worker log level.")
 

@@ -31,10 +31,11 @@ from streams.topics import FEEDS
 
 
 def drained(pipe: Pipeline, produced: dict[tuple[str, int], int]) -> bool:
-    """True when every produced offset is committed and no assigned partition has lag."""
+    """True when every produced offset (of topics this app consumes) is committed and no partition lags."""
     consumer = pipe.app.consumer
+    consumed = {tp.topic for tp in consumer.assignment()}
     committed = {(tp.topic, tp.partition): off for tp, off in consumer._committed_offset.items() if off is not None}
-    if any(committed.get(tp, 0) <= last for tp, last in produced.items()):
+    if any(committed.get(tp, 0) <= last for tp, last in produced.items() if tp[0] in consumed):
         return False
     return all(lag == 0 for lag in consumer_lags(pipe).values())
 

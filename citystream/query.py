@@ -5,6 +5,9 @@ from __future__ import annotations
 __all__ = ["run_query", "is_read_only"]
 
 import re
+import sys
+
+import orjson
 
 from rich.console import Console
 
@@ -26,7 +29,9 @@ def is_read_only(sql: str) -> bool:
     return bool(_READ_ONLY.match(body)) and ";" not in body
 
 
-def run_query(settings: Settings, sql: str, *, limit: int, console: Console, err: Console) -> int:
+def run_query(
+    settings: Settings, sql: str, *, limit: int, console: Console, err: Console, fmt: str = "table",
+) -> int:
     """Run ``sql``; returns an exit code."""
     if not is_read_only(sql):
         err.print("[red]only read-only statements are allowed[/] (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN)")
@@ -49,5 +54,9 @@ def run_query(settings: Settings, sql: str, *, limit: int, console: Console, err
     finally:
         client.close()
     rows = [tuple(r) for r in result.result_rows]
+    if fmt == "json":  # one JSON object per row, for scripts
+        for r in rows[:limit]:
+            sys.stdout.write(orjson.dumps(dict(zip(result.column_names, r, strict=True)), default=str).decode() + "\n")
+        return 0
     render(console, [(Section(f"{len(rows):,} row(s)", sql), list(result.column_names), rows[:limit])])
     return 0

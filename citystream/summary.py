@@ -58,11 +58,12 @@ def _cell(v: Any) -> str:
 def render(console: Console, results: list[tuple[Section, list[str], list[tuple]]]) -> None:
     """Print the collected sections as tables."""
     for section, columns, rows in results:
+        if not rows:
+            console.print(f"[bold]{section.title}[/]: none")
+            continue
         table = Table(title=section.title, title_justify="left", show_lines=False)
         for c in columns:
             table.add_column(c)
         for r in rows:
             table.add_row(*(_cell(v) for v in r))
-        if not rows:
-            table.add_row(*(["(none)"] + [""] * (len(columns) - 1)))
         console.print(table)

@@ -49,6 +49,7 @@ class BoundedWorker(faust.Worker):
 
 def build(settings: Settings, role: Role, registry: CollectorRegistry | None = None) -> Pipeline:
     """Create topics, open ClickHouse (for sink roles) and build the pipeline for ``role``."""
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     ensure_topics(settings)
     clickhouse = None
     if role in (Role.sinks, Role.all):

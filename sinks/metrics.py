@@ -29,6 +29,7 @@ class Metrics(NamedTuple):
     sink_failures: Counter
     consumer_lag: Gauge
     event_time_lag: Gauge
+    assigned_partitions: Gauge
     registry: CollectorRegistry
 
     @classmethod
@@ -66,6 +67,10 @@ class Metrics(NamedTuple):
             ),
             event_time_lag=Gauge(
                 "event_time_lag_seconds", "Wall clock minus the newest event time processed", ["topic"],
+                namespace=ns, registry=registry,
+            ),
+            assigned_partitions=Gauge(
+                "assigned_partitions", "Partitions assigned to this worker (0 until it joined its group)",
                 namespace=ns, registry=registry,
             ),
             registry=registry,

@@ -75,6 +75,7 @@ def create_pipeline(
         broker_session_timeout=session,
         broker_heartbeat_interval=max(0.2, session / 6),
         broker_rebalance_timeout=max(session, 10.0),
+        broker_request_timeout=max(settings.request_timeout_s, session),
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         stream_wait_empty=False,

@@ -1,5 +1,16 @@
 """Shared-bike supervision: per-bike state and rules, and the keyed-by-fence / keyed-by-operator
-stages that turn partial counts into capacity and quota violations."""
+stages that turn partial counts into capacity and quota violations.
+
+Wiring (all pure; the stream layer only routes):
+
+- fixes keyed by bike -> one :class:`BikeSupervisor` per partition: ``process(batch)`` per batch and
+  ``advance_to(watermark)`` when the partition idles. It returns :class:`Violation` (bike subjects),
+  :class:`GpsFault`, :class:`OccupancyDelta` and :class:`FirstActive`, sorted by event time.
+- :class:`OccupancyDelta` keyed by ``zone_id`` -> :class:`FenceOccupancy` -> ``fence_over_capacity``.
+- :class:`FirstActive` keyed by ``operator`` -> :class:`FleetCounter` -> ``over_quota``.
+- checkpoint per bike with ``BikeSupervisor.drain_changes()`` (bike id -> bytes) and restore with
+  ``import_bikes``, or snapshot a whole supervisor with ``snapshot``/``restore``.
+"""
 
 from __future__ import annotations
 

@@ -39,7 +39,8 @@ class SupervisionConfig:
     registered_operators
         Operators licensed in the city; a bike of any other is a black bike (黑车). None: no check.
     quotas
-        Fleet quota per operator: distinct active bikes per local day (used by ``FleetCounter``).
+        Fleet quota per operator: distinct active bikes per local day (pass it to ``FleetCounter``;
+        the supervisor itself only emits the first-activity marks).
     utc_offset_ms
         Offset of the local day used for fleet counting and black-bike days (Xiamen: UTC+8).
 

@@ -1,7 +1,8 @@
 """What bike supervision emits: violations (open/close), GPS faults, and the partial counts that the
 keyed-by-fence and keyed-by-operator stages sum (occupancy deltas, first-activity-of-the-day marks).
 
-All are frozen slotted dataclasses that ``orjson.dumps`` serializes as they are. Every event carries
+All are slotted dataclasses that ``orjson.dumps`` serializes as they are; treat them as immutable
+(they are not frozen only because frozen construction is ~3x slower on this hot path). Every event carries
 its own event time ``ts`` (epoch ms) and a deterministic ``event_id``, so sinks can de-duplicate.
 """
 
@@ -27,7 +28,7 @@ VIOLATION_KINDS = (
 FAULT_KINDS = ("impossible_jump", "outside_service_area")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Violation:
     """A violation opening or closing (``action`` is ``"open"`` or ``"close"``).
 
@@ -35,6 +36,10 @@ class Violation:
     (``over_quota``). ``ts`` is when this event happened in event time: for an open, the moment the
     violation became reportable (e.g. lock time + grace); for a close, ``closed_ts``. ``duration_s``
     is the violation's age at ``ts``; ``time_to_clear_s`` (closes only) is ``closed_ts - opened_ts``.
+    Bike parking violations carry where the bike locked (``lon``, ``lat``), the zone (no-parking
+    zone, fence-required area, or for zombies the fence/zone it stands in) and ``distance_m`` to the
+    nearest fence (None beyond the search radius); capacity and quota ones carry ``count`` and
+    ``limit``; closes carry ``reason`` (``unlocked``, ``moved``, ``day_end``, ``under_capacity``).
     Build with :func:`opened` and :func:`closed`.
 
     Example
@@ -96,7 +101,7 @@ def closed(v: Violation, closed_ts: int, reason: str, count: int | None = None) 
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GpsFault:
     """A fix flagged as implausible: counted and flagged, not a violation.
 
@@ -118,7 +123,7 @@ class GpsFault:
         return f"{self.kind}:{self.bike_id}:{self.ts}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OccupancyDelta:
     """A bike entering (+1) or leaving (-1) a fence; route by ``zone_id`` to ``FenceOccupancy``."""
 
@@ -128,7 +133,7 @@ class OccupancyDelta:
     delta: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FirstActive:
     """A bike's first fix of a local ``day``; route by ``operator`` to ``FleetCounter``."""
 

@@ -26,7 +26,15 @@ import math
 import numpy as np
 
 from models.bikes.config import SupervisionConfig
-from models.bikes.events import Event, FirstActive, GpsFault, OccupancyDelta, Violation, closed, opened
+from models.bikes.events import (
+    Event,
+    FirstActive,
+    GpsFault,
+    OccupancyDelta,
+    Violation,
+    closed,
+    opened,
+)
 from models.bikes.state import (
     F_BLACK,
     F_NO_PARKING,
@@ -51,7 +59,11 @@ _PARKED, _ALON, _ALAT, _DUE = FIELD["parked_since"], FIELD["anchor_lon"], FIELD[
 _DAY_FIRST, _ZONE, _FDIST, _DAY = FIELD["day_first_ts"], FIELD["zone"], FIELD["fence_dist"], FIELD["day"]
 _OP, _LOCKED, _PLACE, _FLAGS = FIELD["operator"], FIELD["locked"], FIELD["place"], FIELD["flags"]
 
-_PARK_KIND = {PLACE_NO_PARKING: ("no_parking", F_NO_PARKING), PLACE_OUTSIDE_FENCE: ("outside_fence", F_OUTSIDE_FENCE)}
+_PARK_KIND = {
+    PLACE_NO_PARKING: ("no_parking", F_NO_PARKING),
+    PLACE_OUTSIDE_FENCE: ("outside_fence", F_OUTSIDE_FENCE),
+}
+_PARK_FLAGS = ((F_NO_PARKING, "no_parking"), (F_OUTSIDE_FENCE, "outside_fence"), (F_ZOMBIE, "zombie"))
 Place = tuple[int, int, float]  # (place code, zone index, metres to nearest fence)
 
 
@@ -143,7 +155,7 @@ class BikeRules:
             self.fire(r, s, t, out)
 
     def _unpark(self, r: int, s: list, t: int, reason: str, out: list[Event]) -> None:
-        for flag, kind in ((F_NO_PARKING, "no_parking"), (F_OUTSIDE_FENCE, "outside_fence"), (F_ZOMBIE, "zombie")):
+        for flag, kind in _PARK_FLAGS:
             if s[_FLAGS] & flag:
                 out.append(closed(self._violation(kind, r, s), t, reason))
                 s[_FLAGS] &= ~flag

@@ -34,7 +34,9 @@ class _KindTree:
     # against them yields every zone within the margin, ~3x faster than the "dwithin" predicate.
     grown: dict[float, shapely.STRtree] = field(default_factory=dict)
 
-    def within(self, pts: NDArray[np.object_], margin: float) -> tuple[NDArray[np.int64], ...]:
+    def within(
+        self, pts: NDArray[np.object_], margin: float
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
         """Pairs (point, tree position, distance) with distance <= margin."""
         tree = self.grown.get(margin)
         if tree is None:

@@ -279,7 +279,7 @@ def load_dcic_fences(
             candidates.append((i, fid, "FENCE_LOC ring is not closed"))
         else:
             rings.append((i, fid, ring))
-    # Build and validate polygons per ring length in vectorized calls: 14k fences load in ~0.1 s.
+    # Build and validate polygons per ring length in vectorized calls: the 14k real fences load in ~0.25 s.
     by_len: dict[int, list[tuple[int, str, list[list[float]]]]] = {}
     for item in rings:
         by_len.setdefault(len(item[2]), []).append(item)

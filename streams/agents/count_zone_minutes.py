@@ -34,16 +34,28 @@ def _raw_table(pipe: Pipeline, name: str) -> Any:
     return table
 
 
-async def _persist(table: Any, entries: list[tuple[int, bytes, bytes | None]]) -> None:
+#: Key of the end-marker records (see ``Settings.changelog_end_markers``); never a real state key.
+END_MARKER = b"~end"
+
+
+async def _persist(table: Any, entries: list[tuple[int, bytes, bytes | None]], end_markers: bool) -> None:
     """Write state entries to the table's changelog (None deletes) and wait until the broker has them.
 
     Straight to the changelog topic rather than ``send_changelog``: that goes through Faust's 100-message
     producer buffer, far too small for a batch of state, and the table's in-memory copy is not used
     while running (each counter holds the live state; the table is read back only on recovery).
+
+    Tansu quirk: ListOffsets(latest) returns the start offset of the last record batch, and Faust's
+    recovery reads a changelog only up to that offset. A one-record marker batch, sent after the entries
+    were acknowledged (so it cannot share their batch), makes the last batch the marker alone.
     """
     topic = table.changelog_topic
     futures = [await topic.send(key=k, value=v, partition=p, force=True) for p, k, v in entries]
     await asyncio.gather(*futures)
+    if end_markers and entries:
+        await asyncio.gather(*[
+            await topic.send(key=END_MARKER, value=b"", partition=p, force=True) for p in sorted({e[0] for e in entries})
+        ])
 
 
 def register(pipe: Pipeline) -> None:
@@ -64,11 +76,11 @@ def register(pipe: Pipeline) -> None:
             c = counters[p] = ZoneMinuteCounter(lateness_ms, max(3_600_000, 2 * lateness_ms + 60_000))
             prefix = f"{p}|".encode()
             for k, v in windows_table.data.items():
-                if k.startswith(prefix) and v is not None:
+                if k.startswith(prefix) and v:
                     _, minute, zone = k.decode().split("|", 2)
                     c.restore_window((int(minute), zone), Window.from_bytes(v))
             for k, v in bikes_table.data.items():
-                if v is not None:
+                if v and k != END_MARKER:
                     bp, seen = BikeSeen.from_bytes(v)
                     if bp == p:
                         c.restore_bike(k.decode(), seen)
@@ -112,13 +124,16 @@ def register(pipe: Pipeline) -> None:
                 ))
         await asyncio.gather(*futures)
         # Windows before bikes: a crash between the two re-applies the batch to windows guarded by offset.
+        markers = s.changelog_end_markers
         await _persist(windows_table, [
             (p, _window_key(p, k), counters[p].windows[k].to_bytes()) for p, keys in changed_windows.items() for k in keys
-        ])
+        ], markers)
         await _persist(bikes_table, [
             (p, b.encode(), counters[p].bikes[b].to_bytes(p)) for p, bikes in changed_bikes.items() for b in bikes
-        ])
-        await _persist(windows_table, [(p, _window_key(p, k), None) for p in changed_windows for k in counters[p].evict()])
+        ], markers)
+        await _persist(windows_table, [
+            (p, _window_key(p, k), None) for p in changed_windows for k in counters[p].evict()
+        ], markers)
         for outcome, n in tallies.items():
             if n:
                 fixes_metric.labels(outcome=outcome).inc(n)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 __all__ = ["register", "consumer_lags"]
 
+from typing import Any
+
 from faust.types import TP
 
 from streams.app import Pipeline
@@ -36,8 +38,13 @@ def consumer_lags(pipe: Pipeline) -> dict[TP, int]:
 
 def register(pipe: Pipeline) -> None:
     gauge = pipe.metrics.consumer_lag
+    assigned = pipe.metrics.assigned_partitions
 
-    @pipe.app.timer(5.0, name=f"monitor_{pipe.role.value}")
+    @pipe.app.on_partitions_assigned.connect
+    async def on_assigned(app: Any, assigned_tps: set[TP], **_: Any) -> None:
+        assigned.set(len(assigned_tps))
+
+    @pipe.app.timer(pipe.settings.monitor_interval_s, name=f"monitor_{pipe.role.value}")
     async def monitor() -> None:
         for tp, lag in consumer_lags(pipe).items():
             gauge.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import pickle
 import tracemalloc
 
 import numpy as np
@@ -59,8 +60,9 @@ def test_snapshot_restore_gives_identical_subsequent_events(index: ZoneIndex, fe
     run(a, batches[:8])
     assert a.stats["held"] > 0  # the snapshot must carry held-back fixes too
     b = BikeSupervisor.restore(CFG, index, a.snapshot())
-    rest_a, rest_b = run(a, batches[8:]), run(b, batches[8:])
-    assert len(rest_a) > 100 and rest_a == rest_b
+    c = pickle.loads(pickle.dumps(a))  # pickles too (river-style clone)
+    rest_a, rest_b, rest_c = run(a, batches[8:]), run(b, batches[8:]), run(c, batches[8:])
+    assert len(rest_a) > 100 and rest_a == rest_b == rest_c
     assert a.advance_to(feed.ts[-1] + 3_600_000) == b.advance_to(feed.ts[-1] + 3_600_000)
     assert a.snapshot() == b.snapshot()
 

@@ -164,6 +164,7 @@ def test_outside_service_area_is_flagged_once_per_excursion() -> None:
             fix("o", 180_000, 1900, 0, False), fix("o", 240_000, 2300, 0, False)]
     faults = [e for e in s.process(batch(*rows)) if isinstance(e, GpsFault)]
     assert [(f.kind, f.ts - T0) for f in faults] == [("outside_service_area", 60_000), ("outside_service_area", 240_000)]
+    assert s.stats["outside_service_area"] == 3  # every fix outside is counted
 
 
 def test_duplicates_are_ignored_and_counted_so_a_replay_is_a_no_op() -> None:
@@ -185,6 +186,15 @@ def test_a_fix_older_than_lateness_is_late_and_counted() -> None:
     out = s.process(batch(fix("l", 8 * MIN, 120, 120, True)))  # 2 min older than the newest: late
     assert out == [] and s.stats["late"] == 1
     assert viol(s.advance_to(T0 + DAY_MS)) == []
+
+
+def test_a_bike_lagging_the_watermark_is_applied_and_counted() -> None:
+    s = sup(allowed_lateness_ms=MIN)
+    s.process(batch(fix("a", 0, 0, 50, False), fix("a", 10 * MIN, 0, 50, False)))  # watermark: 9 min
+    out = s.process(batch(fix("b", 5 * MIN, 120, 120, True)))  # b's first fix: in time for b
+    assert s.stats["behind_watermark"] == 1 and s.stats["late"] == 0
+    assert viol(out) == [] and s.states.get("b")["parked_since"] == T0 + 5 * MIN
+    assert viol(s.advance_to(T0 + 10 * MIN)) == [("open", "no_parking", "b", 5 * MIN, 10 * MIN)]
 
 
 FEED = [
