@@ -150,9 +150,10 @@ def query(
     raise typer.Exit(run_query(settings, sql, limit=limit, console=console, err=err, fmt=fmt))
 
 
-from citystream import cli_replay  # noqa: E402 - registers onto ``app`` defined above
+from citystream import cli_bikes, cli_incidents, cli_replay, cli_sensors  # noqa: E402 - they register onto ``app``
 
-cli_replay.register(app, _settings)
+for _module in (cli_replay, cli_bikes, cli_sensors, cli_incidents):
+    _module.register(app, _settings)
 
 
 def main() -> None:

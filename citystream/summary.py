@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["SECTIONS", "Section", "collect", "render"]
+__all__ = ["SECTIONS", "Section", "all_sections", "collect", "render"]
 
 from dataclasses import dataclass
 from typing import Any
@@ -38,10 +38,24 @@ SECTIONS: list[Section] = [
 ]
 
 
+#: Domains whose ``citystream.summary_<domain>.SECTIONS`` follow the core sections.
+DOMAINS = ("bikes", "sensors", "incidents")
+
+
+def all_sections() -> list[Section]:
+    """The core sections, then every domain's."""
+    import importlib
+
+    out = list(SECTIONS)
+    for d in DOMAINS:
+        out.extend(importlib.import_module(f"citystream.summary_{d}").SECTIONS)
+    return out
+
+
 def collect(client: Any, sections: list[Section] | None = None) -> list[tuple[Section, list[str], list[tuple]]]:
     """Run every section's query with a clickhouse-connect ``client``."""
     out = []
-    for section in sections or SECTIONS:
+    for section in sections or all_sections():
         result = client.query(section.sql)
         out.append((section, list(result.column_names), [tuple(r) for r in result.result_rows]))
     return out

@@ -9,7 +9,7 @@ as a Kafka consumer group over the topics' partitions.
 
 from __future__ import annotations
 
-__all__ = ["Pipeline", "create_pipeline", "AGENTS_BY_ROLE"]
+__all__ = ["Pipeline", "create_pipeline", "AGENT_MODULES"]
 
 import importlib
 import logging
@@ -26,12 +26,12 @@ from streams.topics import TOPICS
 
 log = logging.getLogger(__name__)
 
-#: Agent modules under ``streams.agents`` run by each role.
-AGENTS_BY_ROLE: dict[Role, tuple[str, ...]] = {
-    Role.streams: ("validate_fixes", "count_zone_minutes", "monitor"),
-    Role.sinks: ("store_fixes", "store_zone_minutes", "store_dead_letters", "monitor"),
-}
-AGENTS_BY_ROLE[Role.all] = tuple(dict.fromkeys(AGENTS_BY_ROLE[Role.streams] + AGENTS_BY_ROLE[Role.sinks]))
+#: Modules under ``streams.agents``; each ``register(pipeline)`` adds the agents of the pipeline's role
+#: (``pipeline.runs_streams`` / ``pipeline.runs_sinks``).
+AGENT_MODULES: tuple[str, ...] = (
+    "validate_fixes", "count_zone_minutes", "bikes", "sensors", "incidents",
+    "store_fixes", "store_zone_minutes", "store_dead_letters", "monitor",
+)
 
 
 @dataclass
@@ -45,6 +45,16 @@ class Pipeline:
     clickhouse: ClickHouse | None
     topics: dict[str, faust.TopicT] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def runs_streams(self) -> bool:
+        """True when this worker runs the detection agents."""
+        return self.role in (Role.streams, Role.all)
+
+    @property
+    def runs_sinks(self) -> bool:
+        """True when this worker runs the ClickHouse writers."""
+        return self.role in (Role.sinks, Role.all)
 
     def topic(self, short: str) -> faust.TopicT:
         """The Faust topic for a short name such as ``bike.gps`` (raw bytes in and out)."""
@@ -92,6 +102,6 @@ def create_pipeline(
     )
     for short in TOPICS:
         pipe.topic(short)
-    for name in AGENTS_BY_ROLE[role]:
+    for name in AGENT_MODULES:
         importlib.import_module(f"streams.agents.{name}").register(pipe)
     return pipe

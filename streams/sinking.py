@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["run_sink"]
+__all__ = ["run_sink", "json_rows", "register_json_sink"]
 
 import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
 from faust.types import EventT, StreamT
 
 from models.gps import DeadLetter
@@ -51,3 +52,24 @@ async def run_sink(
         if metric is None:
             metric = pipe.metrics.records_in.labels(topic=events[0].message.topic)
         metric.inc(len(events))
+
+
+def json_rows(columns: Sequence[str]) -> Callable[[EventT], list[tuple[Any, ...]]]:
+    """Rows from JSON-object messages: one row per message, the values of ``columns`` in order."""
+
+    def rows_of(event: EventT) -> list[tuple[Any, ...]]:
+        r = orjson.loads(event.value)
+        return [tuple(r[c] for c in columns)]
+
+    return rows_of
+
+
+def register_json_sink(pipe: Pipeline, topic: str, table: str, columns: Sequence[str], name: str) -> None:
+    """A sink agent named ``name`` storing JSON-object messages of ``topic`` (short name) into ``table``."""
+    rows_of = json_rows(columns)
+
+    async def store(stream: StreamT) -> None:
+        await run_sink(pipe, stream, table, columns, rows_of)
+
+    store.__name__ = store.__qualname__ = name
+    pipe.app.agent(pipe.topic(topic), name=name)(store)

@@ -58,33 +58,27 @@ def dashboard(uid: str, title: str, panels: list[dict[str, Any]], time_from: str
     }
 
 
-def pipeline() -> dict[str, Any]:
-    return dashboard("citystream-pipeline", "citystream · Pipeline", [
-        prom_panel("Messages consumed /s by topic", "sum by (topic) (rate(citystream_records_in_total[1m]))", "{{topic}}"),
-        prom_panel("Dead letters /s by reason", "sum by (topic, reason) (rate(citystream_dead_letters_total[5m]))",
-                   "{{topic}} {{reason}}"),
-        prom_panel("Consumer lag by topic", "sum by (topic) (citystream_consumer_lag)", "{{topic}}"),
-        prom_panel("Event-time lag", "max by (topic) (citystream_event_time_lag_seconds)", "{{topic}}", unit="s"),
-        prom_panel("ClickHouse insert p95 latency",
-                   "histogram_quantile(0.95, sum by (le, table) (rate(citystream_sink_insert_seconds_bucket[5m])))",
-                   "{{table}}", unit="s"),
-        prom_panel("GPS fixes by outcome /s", "sum by (outcome) (rate(citystream_bike_fixes_total[1m]))", "{{outcome}}"),
-        ch_panel("GPS fixes per minute (event time)",
-                 "SELECT minute AS time, sum(fixes) AS fixes, sum(locked) AS locked_fixes FROM v_bike_zone_minute "
-                 "WHERE $__timeFilter(minute) GROUP BY time ORDER BY time", kind="timeseries"),
-        ch_panel("Busiest zones", "SELECT zone, sum(fixes) AS fixes, max(bikes) AS peak_bikes FROM v_bike_zone_minute "
-                 "WHERE $__timeFilter(minute) GROUP BY zone ORDER BY fixes DESC LIMIT 20"),
-        ch_panel("Dead letters (latest)", "SELECT received_at, source_topic, reason, detail, left(payload, 120) AS payload "
-                 "FROM dead_letters FINAL WHERE $__timeFilter(received_at) ORDER BY received_at DESC LIMIT 100", w=24),
-    ])
+def boards() -> dict[str, Any]:
+    """File name -> build function of every board in ``boards/`` (each module: ``FILE`` and ``build(h)``)."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    helpers = SimpleNamespace(ch_panel=ch_panel, prom_panel=prom_panel, dashboard=dashboard, CH=CH, PROM=PROM)
+    out = {}
+    for path in sorted((Path(__file__).parent / "boards").glob("*.py")):
+        spec = importlib.util.spec_from_file_location(f"citystream_board_{path.stem}", path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        out[module.FILE] = lambda m=module: m.build(helpers)
+    return out
 
 
-DASHBOARDS = {"pipeline.json": pipeline}
 
 
 def render() -> dict[str, str]:
     """File name -> JSON text of every dashboard."""
-    return {name: json.dumps(build(), indent=2, ensure_ascii=False) + "\n" for name, build in DASHBOARDS.items()}
+    return {name: json.dumps(build(), indent=2, ensure_ascii=False) + "\n" for name, build in boards().items()}
 
 
 if __name__ == "__main__":

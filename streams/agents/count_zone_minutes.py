@@ -59,6 +59,8 @@ async def _persist(table: Any, entries: list[tuple[int, bytes, bytes | None]], e
 
 
 def register(pipe: Pipeline) -> None:
+    if not pipe.runs_streams:
+        return
     s = pipe.settings
     source, out = pipe.topic("bike.fixes"), pipe.topic("bike.zone-minute")
     app = pipe.app

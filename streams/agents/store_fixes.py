@@ -21,6 +21,8 @@ def rows_of(event: EventT) -> list[tuple[Any, ...]]:
 
 
 def register(pipe: Pipeline) -> None:
+    if not pipe.runs_sinks:
+        return
     @pipe.app.agent(pipe.topic("bike.fixes"), name="store_fixes")
     async def store_fixes(stream: StreamT) -> None:
         await run_sink(pipe, stream, "bike_fixes", COLUMNS, rows_of)

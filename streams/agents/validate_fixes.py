@@ -25,6 +25,8 @@ def split_by_partition(batch: FixBatch, partitions: int) -> dict[int, FixBatch]:
 
 
 def register(pipe: Pipeline) -> None:
+    if not pipe.runs_streams:
+        return
     s = pipe.settings
     source, fixes_topic = pipe.topic("bike.gps"), pipe.topic("bike.fixes")
     m_in = pipe.metrics.records_in.labels(topic=source.get_topic_name())

@@ -1,0 +1,9 @@
+"""Demo summary sections of the bikes domain."""
+
+from __future__ import annotations
+
+__all__ = ["SECTIONS"]
+
+from citystream.summary import Section
+
+SECTIONS: list[Section] = []
