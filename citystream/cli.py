@@ -31,6 +31,12 @@ app = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 
+#: ``citystream bench ...`` and ``citystream eval ...``: domains add their commands to these groups.
+bench_app = typer.Typer(help="Benchmarks that print throughput and memory figures.", no_args_is_help=True)
+eval_app = typer.Typer(help="Score detectors against ground truth or labelled data.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+app.add_typer(eval_app, name="eval")
+
 SAMPLE = Path(__file__).resolve().parent.parent / "replay" / "sample"
 
 
@@ -154,6 +160,7 @@ from citystream import cli_bikes, cli_incidents, cli_replay, cli_sensors  # noqa
 
 for _module in (cli_replay, cli_bikes, cli_sensors, cli_incidents):
     _module.register(app, _settings)
+cli_replay.register_bench(bench_app)
 
 
 def main() -> None:

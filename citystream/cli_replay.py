@@ -202,3 +202,50 @@ def register(app: typer.Typer, settings_of: typer.models.CommandFunctionType) ->
             summary = import_series(file, out, sensor_id=sensor_id, kind=kind, metrics=mapping, tz=tz,
                                     overwrite=overwrite, progress=lambda n: progress.advance(task, n))
         console.print(str(summary))
+
+
+def register_bench(bench_app: typer.Typer) -> None:
+    """``citystream bench replay``: replay and simulate throughput."""
+
+    @bench_app.command("replay")
+    def bench_replay(
+        bikes: Annotated[int, typer.Option(help="Fleet size of the simulated recording.")] = 5000,
+        hours: Annotated[float, typer.Option(help="Event-time length of the simulated recording.")] = 0.5,
+        sensors: Annotated[int, typer.Option(help="Sensors in the simulated recording.")] = 200,
+        batched: Annotated[bool, typer.Option(help="GPS as operator batches instead of one fix per message.")] = False,
+        workdir: Annotated[Path | None, typer.Option(help="Where to write the recording (default: a temp dir).")] = None,
+    ) -> None:
+        """Simulate a recording (simulate throughput), then replay it at --speed max into the embedded broker
+        (replay throughput, messages/s acknowledged by Tansu). Prints one table of figures from this run."""
+        import tempfile
+        import time
+
+        from rich.table import Table
+
+        from citystream.embedded import TansuBroker
+        from replay.produce import make_producer, produce_recording
+        from replay.recording import Recording
+        from replay.simulate import simulate as run_simulation
+
+        out = (workdir or Path(tempfile.mkdtemp(prefix="citystream-bench-"))) / "rec"
+        console.print(f"simulating {bikes:,} bikes, {sensors:,} sensors, {hours} h ...")
+        summary = run_simulation(out, hours=hours, bikes=bikes, sensors=sensors, seed=1, batch_operator_fixes=batched,
+                                 overwrite=True)
+        rec = Recording.open(out)
+        with TansuBroker() as broker:
+            settings = Settings(broker=broker.url, topic_prefix="bench")
+            from streams.topics import ensure_topics
+
+            ensure_topics(settings)
+            producer = make_producer(broker.bootstrap)
+            t = time.perf_counter()
+            stats = produce_recording(producer, rec.merged(), lambda feed: settings.topic(FEEDS[feed]), speed=None)
+            replay_s = time.perf_counter() - t
+            producer.close()
+        table = Table(title="citystream bench replay", title_justify="left")
+        for c in ("figure", "value"):
+            table.add_column(c)
+        table.add_row("recording", f"{rec.records:,} messages ({summary.fixes:,} GPS fixes), {hours} h event time")
+        table.add_row("simulate", f"{summary.messages_per_s:,.0f} messages/s ({summary.fixes_per_s:,.0f} fixes/s)")
+        table.add_row("replay --speed max into Tansu", f"{stats.total / replay_s:,.0f} messages/s ({stats.total:,} in {replay_s:.1f} s)")
+        console.print(table)

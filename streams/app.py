@@ -66,6 +66,11 @@ class Pipeline:
         return self.topics[short]
 
 
+def s_buffer(settings: Settings) -> int:
+    """Per-agent stream buffer: a few batches deep."""
+    return max(4 * settings.batch_size, 4 * settings.sink_batch_size, 4096)
+
+
 def create_pipeline(
     settings: Settings, role: Role, *, metrics: Metrics | None = None, clickhouse: ClickHouse | None = None,
 ) -> Pipeline:
@@ -89,6 +94,9 @@ def create_pipeline(
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         stream_wait_empty=False,
+        # One fetcher feeds every agent: a small per-agent queue lets one agent, busy waiting on the broker,
+        # block the fetch for all others. Batches are bounded by take(); memory by this many small messages.
+        stream_buffer_maxsize=s_buffer(settings),
         web_enabled=False,
         datadir=str(settings.data_dir / "faust"),
         producer_linger_ms=5,

@@ -55,17 +55,17 @@ async def run_sink(
 
 
 def json_rows(columns: Sequence[str]) -> Callable[[EventT], list[tuple[Any, ...]]]:
-    """Rows from JSON-object messages: one row per message, the values of ``columns`` in order."""
+    """Rows from JSON messages: an object is one row, an array of objects many (the values of ``columns``)."""
 
     def rows_of(event: EventT) -> list[tuple[Any, ...]]:
-        r = orjson.loads(event.value)
-        return [tuple(r[c] for c in columns)]
+        doc = orjson.loads(event.value)
+        return [tuple(r[c] for c in columns) for r in (doc if isinstance(doc, list) else (doc,))]
 
     return rows_of
 
 
 def register_json_sink(pipe: Pipeline, topic: str, table: str, columns: Sequence[str], name: str) -> None:
-    """A sink agent named ``name`` storing JSON-object messages of ``topic`` (short name) into ``table``."""
+    """A sink agent named ``name`` storing JSON messages of ``topic`` (short name) into ``table`` (see json_rows)."""
     rows_of = json_rows(columns)
 
     async def store(stream: StreamT) -> None:

@@ -21,12 +21,13 @@ TOPICS: dict[str, str] = {
     "sensor.telemetry": "IoT sensor readings (input; key sensor_id)",
     "incident.events": "city-management case events (input; key case_id)",
     "bike.fixes": "validated fixes re-batched per bike partition (internal; columnar JSON)",
-    "bike.zone-minute": "per-minute, per-zone fix counts, upserts versioned by source offset (output)",
+    "bike.zone-minute": "per-minute, per-zone fix counts: arrays of upserts versioned by source offset (output)",
     "bike.violations": "bike violation open/close events and GPS faults (output; key bike id or fence id)",
     "bike.occupancy": "parked-bike deltas per fence (internal; key fence id)",
     "bike.fleet": "first-active-today events per bike (internal; key operator)",
     "sensor.alerts": "sensor alerts open/close from rules and models (output; key sensor id)",
-    "incident.updates": "case states, transitions and deadline breaches (output; key case id)",
+    "incident.updates": "case states, transitions, deadline breaches and duplicate links (output; key case id)",
+    "incident.reports": "applied reports for duplicate linking (internal; key subcategory or category)",
     "deadletter": "bad input with the reason (output)",
 }
 

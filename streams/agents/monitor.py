@@ -4,11 +4,14 @@ from __future__ import annotations
 
 __all__ = ["register", "consumer_lags"]
 
+import logging
 from typing import Any
 
 from faust.types import TP
 
 from streams.app import Pipeline
+
+log = logging.getLogger(__name__)
 
 
 def consumer_lags(pipe: Pipeline) -> dict[TP, int]:
@@ -44,7 +47,26 @@ def register(pipe: Pipeline) -> None:
     async def on_assigned(app: Any, assigned_tps: set[TP], **_: Any) -> None:
         assigned.set(len(assigned_tps))
 
+    stalled: dict[TP, tuple[int, int]] = {}  # partition -> (lag, ticks unchanged)
+    stall_ticks = max(3, int(10 / pipe.settings.monitor_interval_s))
+
     @pipe.app.timer(pipe.settings.monitor_interval_s, name=f"monitor_{pipe.role.value}")
     async def monitor() -> None:
         for tp, lag in consumer_lags(pipe).items():
             gauge.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
+            prev, ticks = stalled.get(tp, (-1, 0))
+            ticks = ticks + 1 if lag == prev and lag > 0 else 0
+            stalled[tp] = (lag, ticks)
+            if ticks == stall_ticks:
+                _warn_stalled(pipe, tp, lag)
+
+
+def _warn_stalled(pipe: Pipeline, tp: TP, lag: int) -> None:
+    """Say why a partition's commits stopped: the acked offsets and gaps Faust is waiting on."""
+    c = pipe.app.consumer
+    acked = sorted(c._acked.get(tp, []))
+    log.warning(
+        "commits stalled on %s[%d]: lag %d, committed %s, acked %d offsets %s..%s (first %s), unacked in flight %d",
+        tp.topic, tp.partition, lag, c._committed_offset.get(tp), len(acked), acked[:1], acked[-1:], acked[:10],
+        sum(1 for m in c._unacked_messages if m.tp == tp),
+    )
