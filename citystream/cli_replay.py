@@ -58,7 +58,7 @@ def register(app: typer.Typer, settings_of: typer.models.CommandFunctionType) ->
     ) -> None:
         """Produce a recording into Kafka: keys kept, each message timestamped with its event time, the recorded
         inter-arrival timing kept (scaled by --speed). Streams the files: memory stays flat on any size."""
-        from replay.produce import ReplayStats, make_producer, produce_recording
+        from replay.produce import ReplayStats, produce_recording
         from replay.recording import Recording, RecordingError
         from streams.topics import ensure_topics
 
@@ -75,7 +75,6 @@ def register(app: typer.Typer, settings_of: typer.models.CommandFunctionType) ->
         if factor is not None and factor <= 0:
             raise typer.BadParameter("speed must be > 0 or max")
         ensure_topics(settings)
-        producer = make_producer(settings.broker_bootstrap)
         total = rec.records if loop == 1 and not (from_ or to or chosen) else None
         with _progress() as progress:
             task = progress.add_task("replay", total=total, info="")
@@ -86,11 +85,10 @@ def register(app: typer.Typer, settings_of: typer.models.CommandFunctionType) ->
                 progress.update(task, completed=stats.total, info=f"{rate:,.0f} msg/s · event time {pos}")
 
             stats = produce_recording(
-                producer, rec.merged(chosen, _time_option(from_), _time_option(to)),
+                settings.broker_bootstrap, rec.merged(chosen, _time_option(from_), _time_option(to)),
                 lambda feed: settings.topic(FEEDS[feed]), speed=factor, loop_count=loop or None,
                 progress=on_progress,
             )
-        producer.close()
         rate = stats.total / stats.seconds if stats.seconds else 0.0
         console.print(f"replayed {stats.total:,} messages in {stats.seconds:.1f}s ({rate:,.0f} msg/s) to "
                       + ", ".join(f"{t} {n:,}" for t, n in sorted(stats.sent.items())))
@@ -223,7 +221,7 @@ def register_bench(bench_app: typer.Typer) -> None:
         from rich.table import Table
 
         from citystream.embedded import TansuBroker
-        from replay.produce import make_producer, produce_recording
+        from replay.produce import produce_recording
         from replay.recording import Recording
         from replay.simulate import simulate as run_simulation
 
@@ -237,11 +235,9 @@ def register_bench(bench_app: typer.Typer) -> None:
             from streams.topics import ensure_topics
 
             ensure_topics(settings)
-            producer = make_producer(broker.bootstrap)
             t = time.perf_counter()
-            stats = produce_recording(producer, rec.merged(), lambda feed: settings.topic(FEEDS[feed]), speed=None)
+            stats = produce_recording(broker.bootstrap, rec.merged(), lambda feed: settings.topic(FEEDS[feed]))
             replay_s = time.perf_counter() - t
-            producer.close()
         table = Table(title="citystream bench replay", title_justify="left")
         for c in ("figure", "value"):
             table.add_column(c)

@@ -6,17 +6,20 @@ one of its sections) to constructors. Tests construct it directly.
 
 from __future__ import annotations
 
-__all__ = ["Settings", "Role", "load_settings"]
+__all__ = ["Settings", "Role", "load_settings", "DEV_PHONE_HASH_KEY"]
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: Development-only default of ``CITYSTREAM_PHONE_HASH_KEY`` (never use it in production).
+DEV_PHONE_HASH_KEY = "citystream-DEV-ONLY-phone-hash-key"
 
-class Role(str, Enum):
+
+class Role(StrEnum):
     """Which agents a worker runs: detection (``streams``), ClickHouse writers (``sinks``) or both."""
 
     streams = "streams"
@@ -76,7 +79,51 @@ class Settings(BaseSettings):
         "stop before the last batch; harmless but unneeded on Apache Kafka (docker-compose turns it off).",
     )
     shutdown_timeout_s: float = Field(8.0, gt=0, description="Upper bound on a graceful worker shutdown.")
+    # Bike supervision (streams/agents/bikes*.py, models/bikes). JSON for the list and the mapping.
+    geography: Path | None = Field(
+        None, description="GeoJSON of the zones (zone_id, kind, name, capacity, parent); default: the bundled "
+        "sample's replay/sample/geography.geojson.",
+    )
+    fences_csv: Path | None = Field(None, description="Extra parking fences in the DCIC format (FENCE_ID,FENCE_LOC).")
+    bike_fence_capacity: int = Field(10, ge=0, description="Capacity given to fences of the DCIC file (it has none).")
+    bike_grace_s: int = Field(300, ge=0, description="How long a bike may stand where it must not park before it is a violation.")
+    bike_fence_tolerance_m: float = Field(20.0, ge=0, description="A parked bike's fix this close to a fence counts as in it (GPS noise).")
+    bike_no_parking_tolerance_m: float = Field(12.0, ge=0, description="A fix this close to a no-parking zone counts as in it, unless a fence is nearer.")
+    bike_confirm_parking: bool = Field(True, description="Decide a parked bike's place only once two of its fixes agree (multipath-proof).")
+    bike_move_threshold_m: float = Field(80.0, gt=0, description="A parked bike whose fixes agree this far from where it parked was moved.")
+    bike_zombie_days: float = Field(7.0, gt=0, description="A bike locked and unmoved this long is a zombie.")
+    bike_max_speed_kmh: float = Field(60.0, gt=0, description="A fix implying a higher speed is an impossible jump (GPS fault).")
+    bike_operators: list[str] = Field(
+        ["meituan", "hellobike", "qingju"], description="Registered operators (JSON list); bikes of others are black bikes.",
+    )
+    bike_quotas: dict[str, int] = Field(
+        {"meituan": 440, "hellobike": 340, "qingju": 220},
+        description="Fleet quota per operator: distinct active bikes per local day (JSON object).",
+    )
+    bike_idle_source_s: float = Field(
+        30.0, gt=0, description="Fence and fleet counts wait for every bike partition's event time; one silent this long is skipped.",
+    )
     log_level: str = Field("warning", description="Worker log level.")
+    # -- incidents (city-management cases) --
+    geography: Path | None = Field(
+        None, description="GeoJSON of zones (district, street, community, grid, fences, ...). None: the bundled "
+        "sample's geography (replay/sample/geography.geojson).",
+    )
+    phone_hash_key: SecretStr = Field(
+        SecretStr(DEV_PHONE_HASH_KEY),
+        description="Secret key of the HMAC that replaces reporter phone numbers. The default is for development "
+        "only and logged as a warning: set CITYSTREAM_PHONE_HASH_KEY in production and keep it out of ClickHouse.",
+    )
+    incident_deadlines_s: dict[str, float] = Field(
+        default_factory=dict,
+        description='Time-limit overrides in seconds, by step or code:step, as JSON: {"dispatch": 600, "E0515:handle": 1800}.',
+    )
+    incident_duplicate_m: float = Field(50.0, gt=0, description="Reports of one problem lie at most this far apart (m).")
+    incident_duplicate_window_s: int = Field(1800, ge=0, description="... and at most this far apart in time (s).")
+    incident_duplicate_match: str = Field(
+        "subcategory", pattern="^(subcategory|category)$", description="What duplicate reports share: subcategory or category.",
+    )
+    incident_retention_s: int = Field(86400, ge=0, description="Closed or rejected cases leave stream state after this long.")
 
     @field_validator("broker")
     @classmethod

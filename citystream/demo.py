@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = ["run_demo", "wait_drained"]
 
 import asyncio
+import logging
 import shutil
 import signal
 import time
@@ -23,7 +24,7 @@ from citystream.config import Role, Settings
 from citystream.embedded import TansuBroker
 from citystream.summary import collect, render
 from citystream.worker import BoundedWorker, build
-from replay.produce import ReplayStats, make_producer, produce_recording
+from replay.produce import ReplayStats, produce_recording
 from replay.recording import Recording
 from streams.agents.monitor import consumer_lags
 from streams.app import Pipeline
@@ -64,6 +65,8 @@ def run_demo(
 ) -> int:
     """Run the demo; returns the process exit code."""
     console = console or Console()
+    # kafka-python (admin calls) warns about its own I/O loop timings; the progress display is enough here.
+    logging.getLogger("kafka").setLevel(logging.ERROR)
     rec = Recording.open(recording)
     ch_dir = settings.data_dir / "clickhouse"
     if not keep and ch_dir.exists():
@@ -133,12 +136,10 @@ async def _drive(pipe: Pipeline, broker: TansuBroker, rec: Recording, speed: flo
             rate = stats.total / stats.seconds if stats.seconds else 0.0
             progress.update(replay_task, completed=stats.total, info=f"{rate:,.0f} msg/s")
 
-        producer = make_producer(broker.bootstrap)
         stats = await asyncio.to_thread(
-            produce_recording, producer, rec.merged(), lambda feed: pipe.settings.topic(FEEDS[feed]), speed=speed,
+            produce_recording, broker.bootstrap, rec.merged(), lambda feed: pipe.settings.topic(FEEDS[feed]), speed=speed,
             progress=on_progress,
         )
-        producer.close()
 
         async def tick() -> None:
             rows = await pipe.clickhouse.acall(  # type: ignore[union-attr]

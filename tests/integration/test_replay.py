@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from replay.importers import import_dcic
-from replay.produce import make_producer, produce_recording
+from replay.produce import produce_recording
 from replay.record import record_topics
 from replay.recording import Recording
 from replay.simulate import simulate
@@ -25,9 +25,7 @@ def replay_into(stack: Stack, rec: Recording, speed: float | None, feeds: list[s
 
     settings = Settings(broker=stack.broker_url, topic_prefix=stack.prefix, partitions=stack.partitions)
     ensure_topics(settings)
-    producer = make_producer(stack.bootstrap)
-    stats = produce_recording(producer, rec.merged(feeds), lambda f: stack.topic(FEEDS[f]), speed=speed)
-    producer.close()
+    stats = produce_recording(stack.bootstrap, rec.merged(feeds), lambda f: stack.topic(FEEDS[f]), speed=speed)
     return stats.sent
 
 
