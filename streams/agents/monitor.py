@@ -1,8 +1,8 @@
-"""Periodic metrics that no agent sees by itself: consumer lag per assigned partition."""
+"""Periodic metrics no agent sees by itself (consumer lag), and the repair of stalled commits."""
 
 from __future__ import annotations
 
-__all__ = ["register", "consumer_lags"]
+__all__ = ["register", "consumer_lags", "heal_stalled"]
 
 import logging
 from typing import Any
@@ -13,16 +13,18 @@ from streams.app import Pipeline
 
 log = logging.getLogger(__name__)
 
+#: Seconds a partition's lag may stay unchanged, while it is read to its end, before it counts as stalled.
+STALL_AFTER_S = 15.0
+
 
 def consumer_lags(pipe: Pipeline) -> dict[TP, int]:
     """High watermark minus committed offset for every assigned partition of the agents' topics.
 
     Table changelog partitions are assigned too (for recovery) but never committed: they are left out.
-
     The high watermark comes from Fetch responses, not ListOffsets: Tansu's ListOffsets(latest) returns the
     start of the last batch, so ``end_offsets()`` under-reports there.
     """
-    consumer = pipe.app.consumer
+    consumer: Any = pipe.app.consumer
     ours = {t.get_topic_name() for t in pipe.topics.values()}
     lags = {}
     for tp in consumer.assignment():
@@ -39,34 +41,56 @@ def consumer_lags(pipe: Pipeline) -> dict[TP, int]:
     return lags
 
 
+async def heal_stalled(pipe: Pipeline, tp: TP, lag: int) -> bool:
+    """Re-deliver a partition whose commits stopped although it was read to its end.
+
+    Seen with faust-streaming 0.15 on worker restarts (rebalance while messages flow): one message of a
+    partition is delivered but never acked, its offset never enters Faust's acked list, and the gap blocks
+    every later commit of the partition, so the lag never falls. Dropping the partition's stale bookkeeping
+    and seeking back to the committed offset re-delivers the messages after it; every step downstream is
+    idempotent, so re-processing them is harmless. Returns True when it re-sought the partition.
+    """
+    c: Any = pipe.app.consumer
+    committed = c._committed_offset.get(tp)
+    read = c._read_offset.get(tp)
+    try:
+        high = c.highwater(tp)
+    except Exception:  # noqa: BLE001 - not fetched yet
+        return False
+    if committed is None or read is None or high is None or read < high - 1:
+        return False  # still reading: slow, not stalled
+    acked = sorted(c._acked.get(tp, []))
+    stale = [m for m in c._unacked_messages if m.tp == tp]
+    log.warning(
+        "commits stalled on %s[%d]: lag %d, committed %s, read %s, high watermark %s, acked %d offsets (first %s), "
+        "unacked %s: seeking back to %s to re-deliver", tp.topic, tp.partition, lag, committed, read, high,
+        len(acked), acked[:5], sorted(m.offset for m in stale)[:5], committed,
+    )
+    for m in stale:
+        c._unacked_messages.discard(m)
+    c._acked[tp].clear()
+    await c.seek(tp, committed)
+    return True
+
+
 def register(pipe: Pipeline) -> None:
     gauge = pipe.metrics.consumer_lag
     assigned = pipe.metrics.assigned_partitions
+    interval = pipe.settings.monitor_interval_s
+    stall_ticks = max(3, int(STALL_AFTER_S / interval))
+    stalled: dict[TP, tuple[int, int]] = {}  # partition -> (lag, ticks unchanged)
 
-    @pipe.app.on_partitions_assigned.connect
+    @pipe.app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(app: Any, assigned_tps: set[TP], **_: Any) -> None:
         assigned.set(len(assigned_tps))
+        stalled.clear()
 
-    stalled: dict[TP, tuple[int, int]] = {}  # partition -> (lag, ticks unchanged)
-    stall_ticks = max(3, int(10 / pipe.settings.monitor_interval_s))
-
-    @pipe.app.timer(pipe.settings.monitor_interval_s, name=f"monitor_{pipe.role.value}")
+    @pipe.app.timer(interval, name=f"monitor_{pipe.role.value}")
     async def monitor() -> None:
         for tp, lag in consumer_lags(pipe).items():
             gauge.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
             prev, ticks = stalled.get(tp, (-1, 0))
             ticks = ticks + 1 if lag == prev and lag > 0 else 0
             stalled[tp] = (lag, ticks)
-            if ticks == stall_ticks:
-                _warn_stalled(pipe, tp, lag)
-
-
-def _warn_stalled(pipe: Pipeline, tp: TP, lag: int) -> None:
-    """Say why a partition's commits stopped: the acked offsets and gaps Faust is waiting on."""
-    c = pipe.app.consumer
-    acked = sorted(c._acked.get(tp, []))
-    log.warning(
-        "commits stalled on %s[%d]: lag %d, committed %s, acked %d offsets %s..%s (first %s), unacked in flight %d",
-        tp.topic, tp.partition, lag, c._committed_offset.get(tp), len(acked), acked[:1], acked[-1:], acked[:10],
-        sum(1 for m in c._unacked_messages if m.tp == tp),
-    )
+            if ticks >= stall_ticks and await heal_stalled(pipe, tp, lag):
+                stalled[tp] = (lag, 0)
