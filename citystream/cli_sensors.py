@@ -1,13 +1,114 @@
-"""Commands of the sensors domain (evaluation, benchmarks)."""
+"""Commands of the sensors domain: ``citystream eval sensors`` and ``citystream bench sensors``."""
 
 from __future__ import annotations
 
 __all__ = ["register"]
 
-from typing import Any
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+_NAB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "anomaly" / "nab_artificial"
+
+
+def _simulated(hours: float, sensors: int, seed: int) -> Path:
+    from replay.simulate import simulate
+
+    out = Path(tempfile.mkdtemp(prefix="citystream-sensors-")) / "sim"
+    with console.status(f"simulating {hours:g} h of {sensors} sensors (seed {seed})"):
+        simulate(out, hours=hours, bikes=0, sensors=sensors, seed=seed, incidents_per_hour=0.0)
+    return out
 
 
 def register(app: typer.Typer, settings_of: Any) -> None:
-    """Add this domain's commands to ``app`` (none yet)."""
+    """Add ``eval sensors`` and ``bench sensors`` to the shared ``eval``/``bench`` groups."""
+    from citystream.cli import bench_app, eval_app
+
+    @eval_app.command("sensors")
+    def eval_sensors(
+        recording: Annotated[Path | None, typer.Option(help="A simulator recording with ground_truth.jsonl.gz; "
+                                                            "default: simulate one.")] = None,
+        hours: Annotated[float, typer.Option(help="Hours to simulate when no recording is given.")] = 48.0,
+        sensors: Annotated[int, typer.Option(help="Sensors to simulate when no recording is given.")] = 60,
+        seed: Annotated[int, typer.Option(help="Simulator seed.")] = 11,
+        nab: Annotated[Path, typer.Option(help="NAB artificial corpus (skipped when absent).")] = _NAB,
+    ) -> None:
+        """Per anomaly type recall, false alarms per sensor-day and median detection delay of the sensor monitor
+        (rules + anomaly model + offline) on a simulated recording; NAB standard score on NAB artificial."""
+        from citystream.evaluation.sensors import evaluate_recording
+
+        rec = recording or _simulated(hours, sensors, seed)
+        t = time.perf_counter()
+        with console.status("scoring the recording"):
+            ev = evaluate_recording(rec)
+        table = Table(title=f"sensor monitor on {rec} ({ev.readings:,} readings, {ev.sensor_days:.1f} sensor-days)",
+                      title_justify="left")
+        for col in ("truth type", "found", "total", "recall", "median delay s"):
+            table.add_column(col, justify="right" if col != "truth type" else "left")
+        for typ, found, total, recall, med in ev.rows():
+            table.add_row(typ, str(found), str(total), f"{recall:.3f}", "-" if med is None else f"{med:.0f}")
+        console.print(table)
+        first = sum(ev.first_reading) / len(ev.first_reading) if ev.first_reading else 0.0
+        console.print(f"threshold breaches alerted on their first breaching reading: {first:.3f}")
+        console.print(f"false alarms: {ev.false_alarms} = {ev.false_alarms_per_sensor_day:.2f} per sensor-day "
+                      f"({', '.join(f'{k} {v}' for k, v in sorted(ev.false_by.items(), key=lambda x: -x[1]))})")
+        console.print(f"scored in {time.perf_counter() - t:.1f} s")
+        if not (nab / "combined_windows.json").exists():
+            console.print(f"NAB artificial not found at {nab}: skipped")
+            return
+        from citystream.evaluation.nab import load_corpus, run_detector
+        from models.anomaly import make_detector
+
+        corpus = load_corpus(nab)
+        table = Table(title="NAB artificial, standard profile (threshold 0.9)", title_justify="left")
+        for col in ("detector", "NAB score", "TP", "FP", "FN"):
+            table.add_column(col)
+        for name, params in (("robust (chosen)", {"kind": "generic", "horizon": 4032.0}), ("hst", {"kind": "hst"}),
+                             ("gaussian", {"kind": "gaussian"})):
+            with console.status(f"NAB: {name}"):
+                r = run_detector(corpus, lambda p=params: make_detector(**p, seed=1))[0.9]
+            table.add_row(name, f"{r['score']:.1f}", str(r["tp"]), str(r["fp"]), str(r["fn"]))
+        console.print(table)
+
+    @bench_app.command("sensors")
+    def bench_sensors(
+        hours: Annotated[float, typer.Option(help="Hours of telemetry to simulate.")] = 6.0,
+        sensors: Annotated[int, typer.Option(help="Sensors to simulate.")] = 200,
+        seed: Annotated[int, typer.Option(help="Simulator seed.")] = 3,
+    ) -> None:
+        """Readings/s through decode + validate + rules + model + alerts (the agent's per-reading path, in
+        process), and pickled bytes per sensor model."""
+        import gzip
+        import pickle
+
+        import orjson
+
+        from models.sensors import MonitorConfig, Reading, decode_reading
+        from models.sensors.partition import PartitionMonitors
+
+        rec = _simulated(hours, sensors, seed)
+        with gzip.open(rec / "sensor_telemetry.jsonl.gz", "rb") as fh:
+            msgs = [orjson.loads(line) for line in fh]
+        raw = [(m["k"], m["v"].encode()) for m in msgs]
+        pm = PartitionMonitors(MonitorConfig())
+        t = time.perf_counter()
+        for key, value in raw:
+            r = decode_reading(value, key)
+            if isinstance(r, Reading):
+                pm.process(r)
+        dt = time.perf_counter() - t
+        sizes = sorted(len(pickle.dumps(m, protocol=5)) for m in pm.monitors.values())
+        table = Table(title=f"bench sensors ({len(raw):,} readings of {len(sizes)} sensors)", title_justify="left")
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        table.add_row("readings/s (decode → score → alerts)", f"{len(raw) / dt:,.0f}")
+        table.add_row("bytes per sensor state, median", f"{sizes[len(sizes) // 2]:,}")
+        table.add_row("bytes per sensor state, max", f"{sizes[-1]:,}")
+        table.add_row("10,000 sensors (max), MB", f"{sizes[-1] * 10_000 / 1e6:.1f}")
+        console.print(table)

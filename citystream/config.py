@@ -79,11 +79,8 @@ class Settings(BaseSettings):
         "stop before the last batch; harmless but unneeded on Apache Kafka (docker-compose turns it off).",
     )
     shutdown_timeout_s: float = Field(8.0, gt=0, description="Upper bound on a graceful worker shutdown.")
-    # Bike supervision (streams/agents/bikes*.py, models/bikes). JSON for the list and the mapping.
-    geography: Path | None = Field(
-        None, description="GeoJSON of the zones (zone_id, kind, name, capacity, parent); default: the bundled "
-        "sample's replay/sample/geography.geojson.",
-    )
+    # Bike supervision (streams/agents/bikes*.py, models/bikes; zones from ``geography`` below). JSON for the
+    # list and the mapping.
     fences_csv: Path | None = Field(None, description="Extra parking fences in the DCIC format (FENCE_ID,FENCE_LOC).")
     bike_fence_capacity: int = Field(10, ge=0, description="Capacity given to fences of the DCIC file (it has none).")
     bike_grace_s: int = Field(300, ge=0, description="How long a bike may stand where it must not park before it is a violation.")

@@ -8,7 +8,6 @@ import re
 import sys
 
 import orjson
-
 from rich.console import Console
 
 from citystream.config import Settings

@@ -22,6 +22,9 @@ class Metrics(NamedTuple):
     records_out: Counter
     dead_letters: Counter
     fixes: Counter
+    bike_events: Counter
+    incident_events: Counter
+    sensor_readings: Counter
     sink_rows: Counter
     sink_batch_rows: Histogram
     sink_seconds: Histogram
@@ -46,6 +49,18 @@ class Metrics(NamedTuple):
             fixes=Counter(
                 "bike_fixes", "GPS fixes by outcome (accepted, duplicate, late)", ["outcome"], namespace=ns,
                 registry=registry,
+            ),
+            bike_events=Counter(
+                "bike_events", "Bike supervision outputs and anomalies by kind and action (violation open/close, "
+                "GPS fault, late stage item, ...)", ["kind", "action"], namespace=ns, registry=registry,
+            ),
+            incident_events=Counter(
+                "incident_events", "Incident events and results by outcome (applied, duplicate, illegal, late, breach, "
+                "linked, ...)", ["outcome"], namespace=ns, registry=registry,
+            ),
+            sensor_readings=Counter(
+                "sensor_readings", "Sensor readings by outcome (scored, stale, alert_open, alert_close, incident)",
+                ["outcome"], namespace=ns, registry=registry,
             ),
             sink_rows=Counter("sink_rows", "Rows inserted into ClickHouse", ["table"], namespace=ns, registry=registry),
             sink_batch_rows=Histogram(

@@ -5,7 +5,8 @@ Wiring (all pure; the stream layer only routes):
 
 - fixes keyed by bike -> one :class:`BikeSupervisor` per partition: ``process(batch)`` per batch and
   ``advance_to(watermark)`` when the partition idles. It returns :class:`Violation` (bike subjects),
-  :class:`GpsFault`, :class:`OccupancyDelta` and :class:`FirstActive`, sorted by event time.
+  :class:`GpsFault`, :class:`OccupancyDelta`, :class:`FirstActive` (and :class:`Parked` with
+  ``report_parkings``), sorted by event time.
 - :class:`OccupancyDelta` keyed by ``zone_id`` -> :class:`FenceOccupancy` -> ``fence_over_capacity``.
 - :class:`FirstActive` keyed by ``operator`` -> :class:`FleetCounter` -> ``over_quota``.
 - checkpoint per bike with ``BikeSupervisor.drain_changes()`` (bike id -> bytes) and restore with
@@ -22,12 +23,13 @@ __all__ = [
     "FleetCounter",
     "GpsFault",
     "OccupancyDelta",
+    "Parked",
     "SupervisionConfig",
     "Violation",
 ]
 
 from models.bikes.config import SupervisionConfig
-from models.bikes.events import Event, FirstActive, GpsFault, OccupancyDelta, Violation
+from models.bikes.events import Event, FirstActive, GpsFault, OccupancyDelta, Parked, Violation
 from models.bikes.fleet import FleetCounter
 from models.bikes.occupancy import FenceOccupancy
 from models.bikes.supervisor import BikeSupervisor

@@ -1,5 +1,5 @@
-"""What bike supervision emits: violations (open/close), GPS faults, and the partial counts that the
-keyed-by-fence and keyed-by-operator stages sum (occupancy deltas, first-activity-of-the-day marks).
+"""What bike supervision emits: violations (open/close), GPS faults, decided parkings, and the partial
+counts that the keyed-by-zone and keyed-by-operator stages sum (occupancy deltas, first-activity marks).
 
 All are slotted dataclasses that ``orjson.dumps`` serializes as they are; treat them as immutable
 (they are not frozen only because frozen construction is ~3x slower on this hot path). Every event carries
@@ -15,6 +15,7 @@ __all__ = [
     "GpsFault",
     "OccupancyDelta",
     "FirstActive",
+    "Parked",
     "Event",
     "opened",
     "closed",
@@ -69,6 +70,7 @@ class Violation:
     distance_m: float | None = None
     count: int | None = None
     limit: int | None = None
+    reported_ts: int | None = None  # when the open was reported (an open's own ts; carried by its close)
 
 
 def opened(
@@ -87,7 +89,7 @@ def opened(
     """An ``open`` event; ``ts`` is when it became reportable, ``opened_ts`` when it began."""
     return Violation(
         "open", kind, subject_id, ts, opened_ts, f"{kind}:{subject_id}:{opened_ts}:open",
-        (ts - opened_ts) / 1000, operator, zone_id, None, None, None, lon, lat, distance_m, count, limit,
+        (ts - opened_ts) / 1000, operator, zone_id, None, None, None, lon, lat, distance_m, count, limit, ts,
     )
 
 
@@ -97,7 +99,7 @@ def closed(v: Violation, closed_ts: int, reason: str, count: int | None = None) 
     return Violation(
         "close", v.kind, v.subject_id, closed_ts, v.opened_ts, f"{v.kind}:{v.subject_id}:{v.opened_ts}:close",
         age, v.operator, v.zone_id, closed_ts, age, reason, v.lon, v.lat, v.distance_m,
-        v.count if count is None else count, v.limit,
+        v.count if count is None else count, v.limit, v.ts,
     )
 
 
@@ -143,4 +145,28 @@ class FirstActive:
     ts: int
 
 
-Event = Violation | GpsFault | OccupancyDelta | FirstActive
+@dataclass(slots=True)
+class Parked:
+    """Where a parked bike's place was decided to be (with ``report_parkings``): one per parking.
+
+    ``place`` is ``parking_fence``, ``no_parking``, ``outside_fence`` or ``free``; ``ts`` is when it
+    was decided, ``parked_ts`` the lock time; ``distance_m`` to the nearest fence (None beyond the
+    search radius) is the figure that tells GPS noise from parking discipline.
+    """
+
+    bike_id: str
+    operator: str
+    parked_ts: int
+    ts: int
+    place: str
+    zone_id: str | None
+    lon: float
+    lat: float
+    distance_m: float | None
+
+    @property
+    def event_id(self) -> str:
+        return f"parked:{self.bike_id}:{self.parked_ts}"
+
+
+Event = Violation | GpsFault | OccupancyDelta | FirstActive | Parked

@@ -4,14 +4,16 @@ Each supervisor emits one :class:`~models.bikes.events.FirstActive` per bike and
 stage, fed by a topic keyed by operator, keeps the set of bike ids per (operator, day), so a
 re-delivered mark changes nothing. ``over_quota`` (subject: the operator) opens when the count first
 exceeds the quota, with ``opened_ts`` the event time of the first bike over it, and closes at the end
-of the local day (reason ``day_end``).
+of the local day (reason ``day_end``). State changes come out per key (one per active bike and day,
+one per open violation: ``drain_changes``), so a changelog holds them without rewriting whole days.
 """
 
 from __future__ import annotations
 
-__all__ = ["FleetCounter"]
+__all__ = ["FleetCounter", "FleetDay"]
 
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 import orjson
 
@@ -22,6 +24,15 @@ from models.bikes.ordering import EventTimeBuffer
 
 def _order(m: FirstActive) -> tuple[int, str, str]:
     return (m.ts, m.operator, m.bike_id)
+
+
+class FleetDay(NamedTuple):
+    """Distinct active bikes of an operator on a local day so far (the count is its own version)."""
+
+    operator: str
+    day: int
+    bikes: int
+    quota: int | None
 
 
 class FleetCounter:
@@ -47,6 +58,8 @@ class FleetCounter:
     >>> c = fc.advance_to(86_400_000)[0]
     >>> c.action, c.closed_ts, c.reason, fc.counts(0)
     ('close', 86400000, 'day_end', {'meituan': 2})
+    >>> fc.drain_days()[-1], len(fc.drain_changes())
+    (FleetDay(operator='meituan', day=0, bikes=2, quota=1), 3)
     """
 
     def __init__(self, quotas: Mapping[str, int], utc_offset_ms: int = 8 * 3_600_000,
@@ -58,6 +71,18 @@ class FleetCounter:
         self.active: dict[tuple[str, int], set[str]] = {}
         self.open: dict[tuple[str, int], Violation] = {}
         self._buffer: EventTimeBuffer[FirstActive] = EventTimeBuffer(_order, allowed_lateness_ms)
+        self._changes: dict[bytes, bytes | None] = {}
+        self._days: list[FleetDay] = []
+
+    @property
+    def watermark(self) -> int:
+        """Event time up to which marks were applied."""
+        return self._buffer.watermark
+
+    @property
+    def late(self) -> int:
+        """Marks that arrived behind the watermark (applied at once)."""
+        return self._buffer.late
 
     def _day_end(self, day: int) -> int:
         return (day + 1) * DAY_MS - self.utc_offset_ms
@@ -85,10 +110,13 @@ class FleetCounter:
                 continue
             bikes.add(m.bike_id)
             quota = self.quotas.get(m.operator)
+            self._changes[orjson.dumps([m.operator, m.day, m.bike_id])] = b"1"
+            self._days.append(FleetDay(m.operator, m.day, len(bikes), quota))
             if quota is not None and len(bikes) > quota and key not in self.open:
                 v = opened("over_quota", m.operator, m.ts, m.ts, operator=m.operator,
                            count=len(bikes), limit=quota)
                 self.open[key] = v
+                self._changes[orjson.dumps(["~open", m.operator, m.day])] = orjson.dumps([m.ts, len(bikes)])
                 out.append(v)
         return out
 
@@ -97,10 +125,35 @@ class FleetCounter:
         for key in sorted(k for k in self.open if self._day_end(k[1]) <= watermark):
             v = self.open.pop(key)
             out.append(closed(v, self._day_end(key[1]), "day_end", count=len(self.active[key])))
+            self._changes[orjson.dumps(["~open", key[0], key[1]])] = None
         horizon = watermark - self.keep_days * DAY_MS
         for key in [k for k in self.active if self._day_end(k[1]) <= horizon and k not in self.open]:
-            del self.active[key]
+            for b in sorted(self.active.pop(key)):
+                self._changes[orjson.dumps([key[0], key[1], b])] = None
         return out
+
+    def drain_days(self) -> list[FleetDay]:
+        """Count rows of the marks applied since the last call, in order."""
+        rows, self._days = self._days, []
+        return rows
+
+    def drain_changes(self) -> dict[bytes, bytes | None]:
+        """State entries changed since the last call: ``[operator, day, bike]`` -> ``b"1"`` per active
+        bike and ``["~open", operator, day]`` -> ``[opened_ts, count]`` per open violation (JSON keys);
+        None deletes."""
+        changes, self._changes = self._changes, {}
+        return changes
+
+    def import_entries(self, entries: Mapping[bytes, bytes]) -> None:
+        """Load entries of :meth:`drain_changes` (into a fresh counter, on restore)."""
+        for k, v in entries.items():
+            key = orjson.loads(k)
+            if key[0] == "~open" and len(key) == 3:
+                t, n = orjson.loads(v)
+                self.open[(key[1], key[2])] = opened("over_quota", key[1], t, t, operator=key[1], count=n,
+                                                     limit=self.quotas.get(key[1]))
+            else:
+                self.active.setdefault((key[0], key[1]), set()).add(key[2])
 
     def snapshot(self) -> bytes:
         """Active sets, open violations and waiting marks, as bytes."""

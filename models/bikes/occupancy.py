@@ -1,20 +1,24 @@
-"""Keyed-by-fence stage: parked bikes per fence from the supervisors' occupancy deltas, and the
-``fence_over_capacity`` violation (subject: the fence) while a fence holds more than its capacity.
+"""Keyed-by-zone stage: parked bikes per fence (or other zone) from the supervisors' occupancy deltas,
+per-minute occupancy rows, and the ``fence_over_capacity`` violation (subject: the fence) while a fence
+holds more than its capacity.
 
 The bikes of one fence live in different bike partitions, so each supervisor only emits +1/-1
-deltas; this stage, fed by a topic keyed by fence, sums them. It keeps the set of bikes per fence
+deltas; this stage, fed by a topic keyed by zone, sums them. It keeps the set of bikes per zone
 and their recent departures rather than a bare count, so a re-delivered delta changes nothing.
+State is per zone (``export_zones``/``import_zones``), so a changelog keyed by zone can hold it.
 """
 
 from __future__ import annotations
 
-__all__ = ["FenceOccupancy"]
+__all__ = ["FenceOccupancy", "ZoneMinute"]
 
 from collections.abc import Iterable, Mapping
 from itertools import groupby
+from typing import NamedTuple
 
 import orjson
 
+from models.bikes.config import MINUTE_MS
 from models.bikes.events import OccupancyDelta, Violation, closed, opened
 from models.bikes.ordering import EventTimeBuffer
 
@@ -25,15 +29,27 @@ def _order(d: OccupancyDelta) -> tuple[int, str, int, str]:
     return (d.ts, d.zone_id, d.delta, d.bike_id)
 
 
+class ZoneMinute(NamedTuple):
+    """Occupancy of a zone in one minute: bikes at its end (so far), the peak, and a version that
+    grows with every change of the zone (the newest row of a minute wins)."""
+
+    zone_id: str
+    minute_ts: int
+    bikes: int
+    peak: int
+    version: int
+
+
 class FenceOccupancy:
-    """Occupancy and over-capacity violations of fences.
+    """Occupancy and over-capacity violations of fences (and occupancy of any other zone).
 
     Parameters
     ----------
     capacities
-        Capacity per fence id; fences absent or with ``None`` are counted but never over capacity.
+        Capacity per fence id; zones absent or with ``None`` are counted but never over capacity.
     allowed_lateness_ms
-        Deltas are applied in event-time order once the newest seen is this much later.
+        Deltas are applied in event-time order once the newest seen is this much later (pass a huge
+        value and drive the stage with :meth:`advance_to` alone, e.g. from upstream watermarks).
     memory_ms
         How long a bike's departure from a fence is remembered, so that a re-delivered arrival
         older than it changes nothing.
@@ -46,22 +62,37 @@ class FenceOccupancy:
     >>> v = occ.process([OccupancyDelta("F1", "a", 5000, -1)])[0]
     >>> v.action, v.subject_id, v.opened_ts, v.time_to_clear_s, occ.count("F1")
     ('close', 'F1', 2000, 3.0, 1)
+    >>> [tuple(m) for m in occ.drain_minutes()]
+    [('F1', 0, 1, 1, 1), ('F1', 0, 2, 2, 2), ('F1', 0, 1, 2, 3)]
     """
 
     def __init__(self, capacities: Mapping[str, int | None], allowed_lateness_ms: int = 60_000,
                  memory_ms: int = 86_400_000) -> None:
         self.capacities = dict(capacities)
         self.allowed_lateness_ms = allowed_lateness_ms
-        self.parked: dict[str, dict[str, int]] = {}  # fence -> bike -> since (ts)
+        self.parked: dict[str, dict[str, int]] = {}  # zone -> bike -> since (ts)
         self.open: dict[str, Violation] = {}
         self.memory_ms = memory_ms
-        self.left: dict[str, dict[str, int]] = {}  # fence -> bike -> when it left (recent)
+        self.left: dict[str, dict[str, int]] = {}  # zone -> bike -> when it left (recent)
+        self.minutes: dict[str, list[int]] = {}  # zone -> [minute, peak, version]
         self.ignored = 0  # deltas that changed nothing (re-deliveries, stale)
+        self.dirty: set[str] = set()  # zones changed since the last drain_changes
+        self._rows: list[ZoneMinute] = []
         self._forgot = _NEVER
         self._buffer: EventTimeBuffer[OccupancyDelta] = EventTimeBuffer(_order, allowed_lateness_ms)
 
+    @property
+    def watermark(self) -> int:
+        """Event time up to which deltas were applied."""
+        return self._buffer.watermark
+
+    @property
+    def late(self) -> int:
+        """Deltas that arrived behind the watermark (applied at once, out of order)."""
+        return self._buffer.late
+
     def count(self, zone_id: str) -> int:
-        """Bikes parked in a fence now (as of the applied deltas)."""
+        """Bikes parked in a zone now (as of the applied deltas)."""
         return len(self.parked.get(zone_id, ()))
 
     def process(self, deltas: Iterable[OccupancyDelta]) -> list[Violation]:
@@ -74,14 +105,20 @@ class FenceOccupancy:
 
     def _apply(self, deltas: list[OccupancyDelta]) -> list[Violation]:
         out: list[Violation] = []
-        # All changes of one fence at one instant count together: a swap is never over capacity.
+        # All changes of one zone at one instant count together: a swap is never over capacity.
         for (ts, zone_id), group in groupby(deltas, key=lambda d: (d.ts, d.zone_id)):
             bikes = self.parked.setdefault(zone_id, {})
             left = self.left.setdefault(zone_id, {})
+            before, changed = len(bikes), False
             for d in group:
-                if not self._change(bikes, left, d):
+                if self._change(bikes, left, d):
+                    changed = True
+                else:
                     self.ignored += 1
+            self.dirty.add(zone_id)
             n, cap, v = len(bikes), self.capacities.get(zone_id), self.open.get(zone_id)
+            if changed:
+                self._minute(zone_id, ts, before, n)
             if cap is not None and n > cap and v is None:
                 v = self.open[zone_id] = opened(
                     "fence_over_capacity", zone_id, ts, ts, zone_id=zone_id, count=n, limit=cap)
@@ -91,6 +128,20 @@ class FenceOccupancy:
                 del self.open[zone_id]
         self._forget(self._buffer.watermark - self.memory_ms)
         return out
+
+    def _minute(self, zone_id: str, ts: int, before: int, n: int) -> None:
+        minute = ts - ts % MINUTE_MS
+        m = self.minutes.get(zone_id)
+        if m is None or m[0] != minute:
+            m = self.minutes[zone_id] = [minute, max(before, n), (m[2] if m else 0) + 1]
+        else:
+            m[1], m[2] = max(m[1], n), m[2] + 1
+        self._rows.append(ZoneMinute(zone_id, minute, n, m[1], m[2]))
+
+    def drain_minutes(self) -> list[ZoneMinute]:
+        """Occupancy rows of the changes applied since the last call, in order."""
+        rows, self._rows = self._rows, []
+        return rows
 
     @staticmethod
     def _change(bikes: dict[str, int], left: dict[str, int], d: OccupancyDelta) -> bool:
@@ -116,11 +167,39 @@ class FenceOccupancy:
         for zone_id, left in self.left.items():
             self.left[zone_id] = {b: t for b, t in left.items() if t >= before}
 
+    # -- per-zone state (a changelog keyed by zone) --------------------------------------------------
+    def export_zones(self, zone_ids: Iterable[str]) -> dict[str, bytes]:
+        """Self-contained bytes per zone: its bikes, recent departures, open violation, minute."""
+        out = {}
+        for z in zone_ids:
+            v = self.open.get(z)
+            out[z] = orjson.dumps({"parked": self.parked.get(z, {}), "left": self.left.get(z, {}),
+                                   "open": None if v is None else [v.opened_ts, v.count, v.limit],
+                                   "minute": self.minutes.get(z)})
+        return out
+
+    def drain_changes(self) -> dict[str, bytes]:
+        """:meth:`export_zones` of the zones changed since the last call."""
+        dirty, self.dirty = self.dirty, set()
+        return self.export_zones(sorted(dirty))
+
+    def import_zones(self, entries: Mapping[str, bytes]) -> None:
+        """Load zones exported by :meth:`export_zones` (into a fresh stage, on restore)."""
+        for z, blob in entries.items():
+            doc = orjson.loads(blob)
+            self.parked[z], self.left[z] = doc["parked"], doc["left"]
+            if doc["minute"] is not None:
+                self.minutes[z] = doc["minute"]
+            if doc["open"] is not None:
+                t, n, cap = doc["open"]
+                self.open[z] = opened("fence_over_capacity", z, t, t, zone_id=z, count=n, limit=cap)
+
     def snapshot(self) -> bytes:
-        """Bikes per fence, open violations and waiting deltas, as bytes."""
+        """Bikes per zone, open violations, minutes and waiting deltas, as bytes."""
         return orjson.dumps({
-            "parked": self.parked, "left": self.left, "ignored": self.ignored, "forgot": self._forgot,
-            "open": {z: [v.opened_ts, v.count, v.limit] for z, v in self.open.items()},
+            "zones": {z: orjson.loads(b) for z, b in self.export_zones(sorted(
+                set(self.parked) | set(self.left) | set(self.open) | set(self.minutes))).items()},
+            "ignored": self.ignored, "forgot": self._forgot,
             "waiting": [[d.zone_id, d.bike_id, d.ts, d.delta] for d in self._buffer.items()],
             "clock": [self._buffer.watermark, self._buffer.max_seen, self._buffer.late],
         })
@@ -131,9 +210,8 @@ class FenceOccupancy:
         """Inverse of :meth:`snapshot`."""
         doc = orjson.loads(blob)
         occ = cls(capacities, allowed_lateness_ms, memory_ms)
-        occ.parked, occ.left, occ.ignored, occ._forgot = doc["parked"], doc["left"], doc["ignored"], doc["forgot"]
-        occ.open = {z: opened("fence_over_capacity", z, t, t, zone_id=z, count=n, limit=cap)
-                    for z, (t, n, cap) in doc["open"].items()}
+        occ.import_zones({z: orjson.dumps(d) for z, d in doc["zones"].items()})
+        occ.ignored, occ._forgot = doc["ignored"], doc["forgot"]
         occ._buffer.hold(OccupancyDelta(*w) for w in doc["waiting"])
         occ._buffer.watermark, occ._buffer.max_seen, occ._buffer.late = doc["clock"]
         return occ

@@ -7,14 +7,23 @@ take this path; quiet fixes are applied vectorized by the supervisor.
 
 Conventions (documented once, here):
 
+- A parked bike's *place* is the zone its position votes for: the nearest fence within tolerance,
+  else the nearest no-parking zone within tolerance, else the fence-required area it is in, else
+  nowhere. Without ``confirm_parking`` the lock fix decides. With it, the position is the midpoint of
+  two consecutive *samples* (locked fixes, or the fix of its unlock) within ``confirm_radius_m`` of
+  each other; a sample that disagrees with the one before replaces it, so one stray fix neither
+  decides nor moves anything. Fences are protected from stray fixes: if either sample of the pair
+  lies in a fence the bike is in it, and a bike any sample of which lay in a fence is never
+  ``outside_fence``. A parking whose samples never agree (it was unlocked, or ``confirm_wait_ms``
+  passed after the grace) takes its newest sample's place, unless some sample lay in a fence.
 - ``no_parking`` / ``outside_fence`` open at the **lock time** (``opened_ts`` = lock ts, as the ground
-  truth counts them) and are reported once ``grace_ms`` has elapsed in event time (``ts`` = lock +
-  grace); a bike unlocked or moved within the grace yields nothing.
+  truth counts them) and are reported once ``grace_ms`` has elapsed in event time and the place is
+  decided (``ts`` = the later of the two); a bike unlocked or moved within the grace yields nothing.
 - ``zombie`` opens when the bike has been locked, unmoved, for ``zombie_after_ms``; ``opened_ts`` is
   that moment (lock + zombie age), so ``time_to_clear_s`` measures the operator's reaction.
 - ``black_bike`` opens at the first fix of each local day of an unregistered operator's bike and
   closes at the end of that day (reason ``day_end``).
-- A parked bike inside a fence (within tolerance) is never in ``no_parking``; a fence wins.
+- Two impossible jumps in a row mean the position jumped *from* was the glitch: the second is applied.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from models.bikes.events import (
     FirstActive,
     GpsFault,
     OccupancyDelta,
+    Parked,
     Violation,
     closed,
     opened,
@@ -39,7 +49,10 @@ from models.bikes.state import (
     F_BLACK,
     F_NO_PARKING,
     F_OUTSIDE_FENCE,
+    F_DROPPED,
     F_OUTSIDE_SERVICE,
+    F_PENDING,
+    F_SAW_FENCE,
     F_ZOMBIE,
     NEVER,
     PLACE_FENCE,
@@ -58,13 +71,18 @@ _LAST_TS, _LAST_LON, _LAST_LAT = FIELD["last_ts"], FIELD["last_lon"], FIELD["las
 _PARKED, _ALON, _ALAT, _DUE = FIELD["parked_since"], FIELD["anchor_lon"], FIELD["anchor_lat"], FIELD["next_due"]
 _DAY_FIRST, _ZONE, _FDIST, _DAY = FIELD["day_first_ts"], FIELD["zone"], FIELD["fence_dist"], FIELD["day"]
 _OP, _LOCKED, _PLACE, _FLAGS = FIELD["operator"], FIELD["locked"], FIELD["place"], FIELD["flags"]
+_LAG = FIELD["report_lag_ms"]
 
 _PARK_KIND = {
     PLACE_NO_PARKING: ("no_parking", F_NO_PARKING),
     PLACE_OUTSIDE_FENCE: ("outside_fence", F_OUTSIDE_FENCE),
 }
 _PARK_FLAGS = ((F_NO_PARKING, "no_parking"), (F_OUTSIDE_FENCE, "outside_fence"), (F_ZOMBIE, "zombie"))
+_PLACE_NAME = ("free", "parking_fence", "no_parking", "outside_fence")
 Place = tuple[int, int, float]  # (place code, zone index, metres to nearest fence)
+#: The place of the midpoint between a fix and the bike's previous applied position ``(lon, lat)``,
+#: precomputed per batch: ``(place, zone, metres, previous lon, previous lat)``.
+MidPlace = tuple[int, int, float, float, float]
 
 
 class BikeRules:
@@ -86,23 +104,38 @@ class BikeRules:
         return self._black[op_code]
 
     def locate(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Vectorized parking place of points: (place code, zone index, metres to nearest fence)."""
+        """Vectorized vote of points: (place code, zone index, metres to nearest fence)."""
         cfg, idx = self.config, self.index
         fence, dist = idx.lookup(lon, lat, "parking_fence", cfg.fence_tolerance_m, cfg.search_radius_m)
         place = np.where(fence != NO_ZONE, PLACE_FENCE, PLACE_FREE).astype(np.int8)
         zone = fence.copy()
-        for kind, code in (("no_parking", PLACE_NO_PARKING), ("fence_required_area", PLACE_OUTSIDE_FENCE)):
-            if idx.has(kind):
-                free = place == PLACE_FREE
-                inside = idx.contains(lon[free], lat[free], kind)
-                hit = np.flatnonzero(free)[inside != NO_ZONE]
-                place[hit], zone[hit] = code, inside[inside != NO_ZONE]
+        if idx.has("no_parking"):
+            if cfg.no_parking_tolerance_m > 0:
+                npz, nd = idx.lookup(lon, lat, "no_parking", cfg.no_parking_tolerance_m, 0.0)
+            else:
+                npz = idx.contains(lon, lat, "no_parking")
+                nd = np.where(npz != NO_ZONE, 0.0, np.inf)
+            nearer = np.flatnonzero((npz != NO_ZONE) & ((fence == NO_ZONE) | (nd < dist)))
+            place[nearer], zone[nearer] = PLACE_NO_PARKING, npz[nearer]
+        if idx.has("fence_required_area"):
+            free = np.flatnonzero(place == PLACE_FREE)
+            inside = idx.contains(lon[free], lat[free], "fence_required_area")
+            hit = free[inside != NO_ZONE]
+            place[hit], zone[hit] = PLACE_OUTSIDE_FENCE, inside[inside != NO_ZONE]
         return place, zone, dist
+
+    def _locate1(self, lon: float, lat: float) -> Place:
+        p, z, d = self.locate(np.array([lon]), np.array([lat]))
+        return int(p[0]), int(z[0]), float(d[0])
+
+    def _metres(self, lon: float, lat: float, lon2: float, lat2: float) -> float:
+        return math.hypot((lon - lon2) * self.kx, (lat - lat2) * self.ky)
 
     # -- one fix ---------------------------------------------------------------------------------
     def step(self, r: int, s: list, t: int, lon: float, lat: float, locked: bool, day: int,
-             where: Place | None, outside_service: bool, out: list[Event]) -> None:
-        """Apply one fix (newer than the bike's last) to state row ``s`` of row ``r``."""
+             where: Place | None, outside_service: bool, out: list[Event], mid: MidPlace | None = None) -> None:
+        """Apply one fix (newer than the bike's last) to state row ``s`` of row ``r``; ``where`` and
+        ``mid`` are the precomputed places of the fix and of its midpoint with the previous fix."""
         cfg = self.config
         if s[_DUE] <= t:
             self.fire(r, s, t, out)
@@ -114,15 +147,21 @@ class BikeRules:
                 out.append(self._violation("black_bike", r, s))
                 self._schedule(s)
         if s[_LAST_TS] != UNSEEN:
-            d = math.hypot((lon - s[_LAST_LON]) * self.kx, (lat - s[_LAST_LAT]) * self.ky)
+            d = self._metres(lon, lat, s[_LAST_LON], s[_LAST_LAT])
             dt_s = (t - s[_LAST_TS]) / 1000
-            if d > cfg.jump_min_m and d > cfg.max_speed_kmh / 3.6 * dt_s:
+            if d <= cfg.jump_min_m or d <= cfg.max_speed_kmh / 3.6 * dt_s:
+                s[_FLAGS] &= ~F_DROPPED
+            elif s[_FLAGS] & F_DROPPED:  # a second jump in a row: the last applied fix was the glitch
+                s[_FLAGS] &= ~F_DROPPED
+                self.stats["reanchored"] += 1
+            else:
                 self.stats["impossible_jump"] += 1
                 kmh = round(d / dt_s * 3.6, 1) if dt_s > 0 else None
                 out.append(GpsFault("impossible_jump", self.states.ids[r], self.states.operators[s[_OP]],
                                     t, lon, lat, kmh, round(d, 1)))
                 if cfg.drop_jumps:
                     self.stats["dropped"] += 1
+                    s[_FLAGS] |= F_DROPPED
                     return
         if outside_service != bool(s[_FLAGS] & F_OUTSIDE_SERVICE):
             s[_FLAGS] ^= F_OUTSIDE_SERVICE
@@ -132,11 +171,22 @@ class BikeRules:
         if locked:
             if s[_LOCKED] != 1:
                 self._park(r, s, t, lon, lat, where, out)
-            elif math.hypot((lon - s[_ALON]) * self.kx, (lat - s[_ALAT]) * self.ky) > cfg.move_threshold_m:
-                self._unpark(r, s, t, "moved", out)
-                self._park(r, s, t, lon, lat, where, out)
+            else:
+                self._sample(r, s, t, lon, lat, where, mid, out)
         elif s[_LOCKED] != 0:
             if s[_LOCKED] == 1:
+                if s[_FLAGS] & F_PENDING:  # the unlock fix is the last sample of the parking place
+                    if self._metres(lon, lat, s[_ALON], s[_ALAT]) <= cfg.confirm_radius_m:
+                        self._confirm(s, lon, lat, where, mid)
+                    else:
+                        if (self._locate1(lon, lat) if where is None else where)[0] == PLACE_FENCE:
+                            s[_FLAGS] |= F_SAW_FENCE
+                        self._undecided(s)
+                    if s[_PLACE] in _PARK_KIND:
+                        self._decide(r, s, t, out)
+                    else:  # no violation to report: the place no longer matters
+                        s[_FLAGS] &= ~F_PENDING
+                        s[_PLACE] = PLACE_FREE
                 self._unpark(r, s, t, "unlocked", out)
             s[_LOCKED] = 0
         s[_LAST_TS], s[_LAST_LON], s[_LAST_LAT] = t, lon, lat
@@ -144,33 +194,111 @@ class BikeRules:
     def _park(self, r: int, s: list, t: int, lon: float, lat: float, where: Place | None,
               out: list[Event]) -> None:
         if where is None:  # not precomputed for the batch (the bike moved twice in it): look up alone
-            p, z, d = self.locate(np.array([lon]), np.array([lat]))
-            where = (int(p[0]), int(z[0]), float(d[0]))
+            where = self._locate1(lon, lat)
         s[_LOCKED], s[_PARKED], s[_ALON], s[_ALAT] = 1, t, lon, lat
         s[_PLACE], s[_ZONE], s[_FDIST] = where
-        if s[_PLACE] == PLACE_FENCE:
-            out.append(OccupancyDelta(self.index.zones[s[_ZONE]].zone_id, self.states.ids[r], t, 1))
+        if self.config.confirm_parking:
+            s[_FLAGS] |= F_PENDING | (F_SAW_FENCE if where[0] == PLACE_FENCE else 0)
+            self._schedule(s)
+        else:
+            self._decide(r, s, t, out)
+
+    def _confirm(self, s: list, lon: float, lat: float, where: Place | None, mid: MidPlace | None) -> None:
+        """The sample at (lon, lat) agrees with the anchor: the place is that of their midpoint."""
+        mlon, mlat = (s[_ALON] + lon) / 2, (s[_ALAT] + lat) / 2
+        if mid is not None and mid[3] == s[_ALON] and mid[4] == s[_ALAT]:
+            at: Place = (mid[0], mid[1], mid[2])
+        else:  # the anchor is not the fix the batch saw before this one (a dropped jump between)
+            at = self._locate1(mlon, mlat)
+        if at[0] != PLACE_FENCE:
+            # Either sample of the pair in a fence: the bike is in that fence (an agreeing stray fix
+            # must not take a fenced bike out). Any earlier sample in a fence: not outside any.
+            if where is None:
+                where = self._locate1(lon, lat)
+            for cand in ((s[_PLACE], s[_ZONE], s[_FDIST]), where):
+                if cand[0] == PLACE_FENCE:
+                    at = (cand[0], cand[1], at[2])
+            if at[0] == PLACE_OUTSIDE_FENCE and s[_FLAGS] & F_SAW_FENCE:
+                at = (PLACE_FREE, NO_ZONE, at[2])
+        s[_ALON], s[_ALAT] = mlon, mlat
+        s[_PLACE], s[_ZONE], s[_FDIST] = at
+
+    def _undecided(self, s: list) -> None:
+        """No two samples agreed: a fence any sample lay in wins, else the newest sample's place."""
+        if s[_FLAGS] & F_SAW_FENCE and s[_PLACE] != PLACE_FENCE:
+            s[_PLACE], s[_ZONE] = PLACE_FREE, NO_ZONE  # in some fence, not known which: no count
+
+    def _sample(self, r: int, s: list, t: int, lon: float, lat: float, where: Place | None,
+                mid: MidPlace | None, out: list[Event]) -> None:
+        """A locked fix of a parked bike: confirm its place, or notice it was moved."""
+        cfg = self.config
+        da = self._metres(lon, lat, s[_ALON], s[_ALAT])
+        if s[_FLAGS] & F_PENDING:
+            if da <= cfg.confirm_radius_m:
+                self._confirm(s, lon, lat, where, mid)
+                self._decide(r, s, t, out)
+            else:  # disagrees: this newest sample becomes the anchor
+                s[_ALON], s[_ALAT] = lon, lat
+                s[_PLACE], s[_ZONE], s[_FDIST] = self._locate1(lon, lat) if where is None else where
+                if s[_PLACE] == PLACE_FENCE:
+                    s[_FLAGS] |= F_SAW_FENCE
+            return
+        if da <= cfg.move_threshold_m:
+            return
+        if not cfg.confirm_parking:
+            self._unpark(r, s, t, "moved", out)
+            self._park(r, s, t, lon, lat, where, out)
+        elif (self._metres(s[_LAST_LON], s[_LAST_LAT], s[_ALON], s[_ALAT]) > cfg.move_threshold_m
+              and self._metres(lon, lat, s[_LAST_LON], s[_LAST_LAT]) <= cfg.confirm_radius_m):
+            # Two samples in a row far from where it parked, agreeing: moved when the first was sent.
+            t0, lon0, lat0 = s[_LAST_TS], s[_LAST_LON], s[_LAST_LAT]
+            self._unpark(r, s, t0, "moved", out)
+            self._park(r, s, t0, lon0, lat0, None, out)
+            self._sample(r, s, t, lon, lat, where, mid, out)
+
+    def _decide(self, r: int, s: list, t: int, out: list[Event]) -> None:
+        """The place is settled at ``t``: occupancy, then whatever is already due (reported at ``t``)."""
+        self._settle(r, s, t, out)
         self._schedule(s)
-        if s[_DUE] <= t:  # zero grace
-            self.fire(r, s, t, out)
+        if s[_DUE] <= t:
+            self.fire(r, s, t, out, floor=t)
+
+    def _counted(self, s: list) -> bool:
+        """Whether the bike's place is in the occupancy counts (always a fence; others on demand)."""
+        return s[_ZONE] != NO_ZONE and (s[_PLACE] == PLACE_FENCE or (
+            self.config.occupancy_all_zones and s[_PLACE] != PLACE_FREE))
+
+    def _settle(self, r: int, s: list, t: int, out: list[Event]) -> None:
+        s[_FLAGS] &= ~(F_PENDING | F_SAW_FENCE)
+        if self._counted(s):
+            out.append(OccupancyDelta(self.index.zones[s[_ZONE]].zone_id, self.states.ids[r], t, 1))
+        if self.config.report_parkings:
+            zone = self.index.zones[s[_ZONE]].zone_id if s[_ZONE] != NO_ZONE else None
+            dist = round(float(s[_FDIST]), 2) if math.isfinite(s[_FDIST]) else None
+            out.append(Parked(self.states.ids[r], self.states.operators[s[_OP]], s[_PARKED], t,
+                              _PLACE_NAME[s[_PLACE]], zone, s[_ALON], s[_ALAT], dist))
 
     def _unpark(self, r: int, s: list, t: int, reason: str, out: list[Event]) -> None:
         for flag, kind in _PARK_FLAGS:
             if s[_FLAGS] & flag:
                 out.append(closed(self._violation(kind, r, s), t, reason))
                 s[_FLAGS] &= ~flag
-        if s[_PLACE] == PLACE_FENCE:
+        if not s[_FLAGS] & F_PENDING and self._counted(s):
             out.append(OccupancyDelta(self.index.zones[s[_ZONE]].zone_id, self.states.ids[r], t, -1))
         s[_LOCKED], s[_PARKED], s[_PLACE], s[_ZONE], s[_FDIST] = 0, UNSEEN, PLACE_FREE, NO_ZONE, math.inf
+        s[_FLAGS] &= ~(F_PENDING | F_SAW_FENCE)
         self._schedule(s)
 
     # -- event time passing ------------------------------------------------------------------------
     def _due_list(self, s: list) -> list[tuple[int, str]]:
         cfg, due, flags = self.config, [], s[_FLAGS]
         if s[_PARKED] != UNSEEN:
-            park = _PARK_KIND.get(s[_PLACE])
-            if park is not None and not flags & park[1]:
-                due.append((s[_PARKED] + cfg.grace_ms, park[0]))
+            if flags & F_PENDING:
+                due.append((s[_PARKED] + cfg.grace_ms + cfg.confirm_wait_ms, "confirm"))
+            else:
+                park = _PARK_KIND.get(s[_PLACE])
+                if park is not None and not flags & park[1]:
+                    due.append((s[_PARKED] + cfg.grace_ms, park[0]))
             if not flags & F_ZOMBIE:
                 due.append((s[_PARKED] + cfg.zombie_after_ms, "zombie"))
         if flags & F_BLACK:
@@ -178,29 +306,32 @@ class BikeRules:
         return due
 
     def _schedule(self, s: list) -> None:
-        """Set ``next_due`` to the earliest pending timer (same rules as :meth:`_due_list`)."""
-        cfg, flags, due = self.config, s[_FLAGS], NEVER
-        if s[_PARKED] != UNSEEN:
-            park = _PARK_KIND.get(s[_PLACE])
-            if park is not None and not flags & park[1]:
-                due = s[_PARKED] + cfg.grace_ms
-            if not flags & F_ZOMBIE:
-                due = min(due, s[_PARKED] + cfg.zombie_after_ms)
-        if flags & F_BLACK:
-            due = min(due, cfg.day_end_ms(s[_DAY]))
-        s[_DUE] = due
+        """Set ``next_due`` to the earliest pending timer (see :meth:`_due_list`)."""
+        due = self._due_list(s)
+        s[_DUE] = min(due)[0] if due else NEVER
 
-    def fire(self, r: int, s: list, now: int, out: list[Event]) -> None:
-        """Emit what became due at or before ``now`` for this bike."""
-        for due, kind in sorted(self._due_list(s)):
-            if due > now:
+    def fire(self, r: int, s: list, now: int, out: list[Event], floor: int = UNSEEN) -> None:
+        """Emit what became due at or before ``now`` for this bike, earliest first. A parking
+        violation is reported no earlier than ``floor`` (when its place was decided)."""
+        while True:
+            due = [d for d in self._due_list(s) if d[0] <= now]
+            if not due:
                 break
+            at, kind = min(due)
             if kind == "black_bike":
-                out.append(closed(self._violation(kind, r, s), due, "day_end"))
+                out.append(closed(self._violation(kind, r, s), at, "day_end"))
                 s[_FLAGS] &= ~F_BLACK
-            else:
+            elif kind == "confirm":  # no confirming sample came: decide on what the bike sent
+                self._undecided(s)
+                self._settle(r, s, at, out)
+                floor = max(floor, at)
+            elif kind == "zombie":
                 out.append(self._violation(kind, r, s))
-                s[_FLAGS] |= F_ZOMBIE if kind == "zombie" else _PARK_KIND[s[_PLACE]][1]
+                s[_FLAGS] |= F_ZOMBIE
+            else:
+                s[_LAG] = max(at, floor) - s[_PARKED]
+                out.append(self._violation(kind, r, s))
+                s[_FLAGS] |= _PARK_KIND[s[_PLACE]][1]
         self._schedule(s)
 
     def _violation(self, kind: str, r: int, s: list) -> Violation:
@@ -211,5 +342,5 @@ class BikeRules:
         zone = self.index.zones[s[_ZONE]].zone_id if s[_ZONE] != NO_ZONE else None
         dist = round(float(s[_FDIST]), 2) if math.isfinite(s[_FDIST]) else None
         start = s[_PARKED] + (self.config.zombie_after_ms if kind == "zombie" else 0)
-        report = start if kind == "zombie" else start + self.config.grace_ms
+        report = start if kind == "zombie" else start + s[_LAG]
         return opened(kind, bike, report, start, op, zone, s[_ALON], s[_ALAT], dist)

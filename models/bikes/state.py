@@ -1,6 +1,6 @@
 """Compact per-bike supervision state: one row of a numpy structured array per bike.
 
-150,000 tracked bikes cost ~89 B of row each plus the ``bike_id -> row`` dict entry and the id string
+150,000 tracked bikes cost ~93 B of row each plus the ``bike_id -> row`` dict entry and the id string
 (about 250-300 B per bike in all, measured with tracemalloc in the tests). Rows serialize one by one
 (for a changelog keyed by bike) and the whole store snapshots to bytes.
 """
@@ -21,6 +21,9 @@ __all__ = [
     "F_ZOMBIE",
     "F_BLACK",
     "F_OUTSIDE_SERVICE",
+    "F_PENDING",
+    "F_DROPPED",
+    "F_SAW_FENCE",
 ]
 
 from collections.abc import Mapping, Sequence
@@ -33,10 +36,14 @@ from numpy.typing import NDArray
 NEVER = int(np.iinfo(np.int64).max)  # no timer due
 UNSEEN = int(np.iinfo(np.int64).min)  # no fix yet
 
-# Where a locked bike stands (``place``); ``zone`` holds the matching zone index.
+# Where a locked bike stands (``place``); ``zone`` holds the matching zone index. While the place is
+# not confirmed yet (``F_PENDING``), ``place``/``zone`` hold the strongest vote of its samples so far.
 PLACE_FREE, PLACE_FENCE, PLACE_NO_PARKING, PLACE_OUTSIDE_FENCE = 0, 1, 2, 3
-# Open-condition bits (``flags``): reported violations, and the outside-service-area fault state.
+# Bits of ``flags``: reported violations, the outside-service-area fault state, a parking whose place
+# awaits a confirming sample, "the previous fix was dropped as an impossible jump", and "a sample of
+# this parking lay in a fence".
 F_NO_PARKING, F_OUTSIDE_FENCE, F_ZOMBIE, F_BLACK, F_OUTSIDE_SERVICE = 1, 2, 4, 8, 16
+F_PENDING, F_DROPPED, F_SAW_FENCE = 32, 64, 128
 
 STATE_DTYPE = np.dtype([
     ("last_ts", "<i8"),  # last applied fix (epoch ms)
@@ -55,9 +62,10 @@ STATE_DTYPE = np.dtype([
     ("locked", "i1"),  # 1 locked, 0 unlocked, -1 unknown
     ("place", "i1"),
     ("flags", "u1"),
+    ("report_lag_ms", "<i4"),  # a reported parking violation: its report time minus parked_since
 ])
 _BLANK = np.array(
-    [(UNSEEN, np.nan, np.nan, UNSEEN, UNSEEN, np.nan, np.nan, NEVER, UNSEEN, -1, np.inf, -1, 0, -1, 0, 0)],
+    [(UNSEEN, np.nan, np.nan, UNSEEN, UNSEEN, np.nan, np.nan, NEVER, UNSEEN, -1, np.inf, -1, 0, -1, 0, 0, 0)],
     dtype=STATE_DTYPE,
 )
 _MAGIC = b"CSBK1"

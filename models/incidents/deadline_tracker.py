@@ -116,6 +116,14 @@ class DeadlineTracker:
         bucket[state.case_id] = breach
         self._slot_of[state.case_id] = slot
 
+    def fired_step(self, case_id: str) -> tuple[str, int] | None:
+        """``(step, step start ts)`` of the case's current step if its breach was reported, else None."""
+        return self._fired.get(case_id)
+
+    def mark_fired(self, case_id: str, step: str, since_ts: int) -> None:
+        """Record that the breach of this step instance was reported (restoring after a restart)."""
+        self._fired[case_id] = (step, since_ts)
+
     def forget(self, case_id: str) -> None:
         """Drop everything known about ``case_id`` (e.g. when its state is evicted)."""
         self.cancel(case_id)

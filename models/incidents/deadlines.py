@@ -84,6 +84,41 @@ class DeadlinePolicy:
     overrides: Mapping[tuple[str, str], int] = field(default_factory=dict)
     categories: CategoryTable | None = None
 
+    @classmethod
+    def from_seconds(
+        cls, limits_s: Mapping[str, float], categories: CategoryTable | None = None
+    ) -> DeadlinePolicy:
+        """A policy from ``{"step": seconds, "code:step": seconds}`` (e.g. a settings value).
+
+        Unknown steps or codes raise ``ValueError``: a typo must not silently keep the default.
+
+        Example
+        -------
+        >>> p = DeadlinePolicy.from_seconds({"dispatch": 300, "E0515:handle": 1800})
+        >>> p.limit_ms("dispatch", "E01"), p.limit_ms("handle", "E05", "E0515")
+        (300000, 1800000)
+        >>> DeadlinePolicy.from_seconds({"E9999:handle": 60})
+        Traceback (most recent call last):
+        ...
+        ValueError: deadline override 'E9999:handle': unknown category code E9999
+        """
+        table = categories if categories is not None else default_categories()
+        step_ms: dict[str, int] = {}
+        overrides: dict[tuple[str, str], int] = {}
+        for name, seconds in limits_s.items():
+            code, _, step = name.rpartition(":")
+            if step not in STEPS:
+                raise ValueError(f"deadline override {name!r}: unknown step {step!r} (steps: {', '.join(STEPS)})")
+            if seconds <= 0:
+                raise ValueError(f"deadline override {name!r}: limit must be > 0 seconds")
+            if code and code not in table:
+                raise ValueError(f"deadline override {name!r}: unknown category code {code}")
+            if code:
+                overrides[(code, step)] = round(seconds * 1000)
+            else:
+                step_ms[step] = round(seconds * 1000)
+        return cls(step_ms=step_ms, overrides=overrides, categories=categories)
+
     def limit_ms(self, step: str, category: str | None, subcategory: str | None = None) -> int:
         """Time limit of ``step`` for a case of this classification, in ms."""
         if step not in STEPS:

@@ -103,9 +103,43 @@ class DuplicateLinker:
         self._by_id: dict[str, _Report] = {}
         self._expiry: list[tuple[int, str]] = []
         self._clock: int | None = None
+        #: Match keys whose held reports changed since the caller last cleared this set.
+        self.touched: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._by_id)
+
+    def __contains__(self, case_id: object) -> bool:
+        return case_id in self._by_id
+
+    def match_key(self, report: dict[str, Any]) -> str | None:
+        """The key two reports must share to be compared (subcategory or category), or None.
+
+        Example
+        -------
+        >>> DuplicateLinker().match_key({"category": "E01", "subcategory": "E0102"})
+        'E0102'
+        >>> DuplicateLinker(match_on="category").match_key({"category": "E01", "subcategory": "E0102"})
+        'E01'
+        """
+        return self._key(report)
+
+    def reports(self, key: str) -> list[tuple[str, int, float, float, str | None]]:
+        """Held reports of one match key as ``(case_id, ts, lat, lon, parent)``, oldest first."""
+        rows = [(r.case_id, r.ts, r.lat, r.lon, r.parent) for r in self._by_id.values() if r.key == key]
+        return sorted(rows, key=lambda r: (r[1], r[0]))
+
+    def restore(self, case_id: str, key: str, ts: int, lat: float, lon: float, parent: str | None) -> None:
+        """Hold a report again after a restart (as :meth:`link` recorded it), without matching it."""
+        if case_id in self._by_id:
+            return
+        cell = (math.floor(lat / self._dlat), math.floor(lon / self._dlon))
+        rec = _Report(case_id, key, ts, float(lat), float(lon), cell, parent)
+        self._by_id[case_id] = rec
+        self._cells.setdefault((key, *cell), {})[case_id] = rec
+        heapq.heappush(self._expiry, (ts, case_id))
+        if self._clock is None or ts > self._clock:
+            self._clock = ts
 
     def _key(self, report: dict[str, Any]) -> str | None:
         if self.match_on == "subcategory" and report.get("subcategory"):
@@ -152,12 +186,14 @@ class DuplicateLinker:
         self._by_id[case_id] = rec
         self._cells.setdefault((key, *cell), {})[case_id] = rec
         heapq.heappush(self._expiry, (ts, case_id))
+        self.touched.add(key)
         return parent
 
     def forget(self, case_id: str) -> None:
         """Stop matching against ``case_id`` (e.g. once it is closed or rejected)."""
         rec = self._by_id.pop(case_id, None)
         if rec is not None:
+            self.touched.add(rec.key)
             bucket = self._cells[(rec.key, *rec.cell)]
             del bucket[case_id]
             if not bucket:

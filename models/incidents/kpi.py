@@ -9,7 +9,8 @@ Input and conventions
   replayed per case in ``(ts, lifecycle rank)`` order through :func:`~models.incidents.lifecycle.apply`;
   only *applied* transitions count (duplicates and illegal ones are ignored, as in the pipeline).
   Only events with ``ts <= as_of`` are used; ``as_of`` defaults to the latest ts.
-* A case's group (``district``, ``street``, ``grid``, ``category``, ``subcategory``, ``channel``) is
+* A case's group (``district``, ``street``, ``community``, ``grid``, ``category``, ``subcategory``,
+  ``channel``) is
   taken from its ``report`` event; a missing value is ``""``. ``by=None`` puts every case in group ``"*"``.
 * ``day`` is the local calendar date of a timestamp at ``utc_offset_hours`` (Xiamen: UTC+8 all
   year; ClickHouse ``toDate(ts, 'Asia/Shanghai')``).
@@ -56,7 +57,7 @@ BACKLOG_BUCKETS = (
     (24 * _HOUR, "1-3d"),
     (72 * _HOUR, ">=3d"),
 )
-DIMENSIONS = ("district", "street", "grid", "category", "subcategory", "channel")
+DIMENSIONS = ("district", "street", "community", "grid", "category", "subcategory", "channel")
 
 
 @dataclass(frozen=True, slots=True)

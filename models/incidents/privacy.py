@@ -5,8 +5,9 @@ holds it; this module never reads the environment). A plain SHA-256 of a phone n
 protection: China's mobile numbers are only ~10⁹-10¹⁰ values, so an unkeyed hash table of all of them
 is built in minutes. With the key kept out of the database, the stored token still lets the centre
 count repeat reporters and join their cases, but not recover the number. Tokens are the first
-``length`` hex digits (default 16 = 64 bits: collisions are negligible at city scale) prefixed
-``h:`` so a reader can tell a token from a number. Numbers are normalized first (separators and a
+``length`` hex digits (default 16 = 64 bits: collisions are negligible at city scale) written with
+the letters ``a``-``p`` for ``0``-``f`` and prefixed ``h:``, so a reader can tell a token from a
+number and no token ever holds a run of digits that a scanner would take for a phone number. Numbers are normalized first (separators and a
 ``+86``/``0086`` country prefix dropped) so one phone gets one token however it was typed.
 
 For display, :func:`mask_phone` keeps the operator prefix and the last four digits
@@ -24,6 +25,7 @@ import hmac
 import re
 
 _NON_DIGIT = re.compile(r"\D")
+_HEX_AS_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
 # Mobile numbers (optionally +86 / 0086, separators of space, dot or dash between digits),
 # landlines with an area code (0592-1234567), and any other run of 11+ digits, separators allowed
 # (ID-card numbers, a phone glued to other digits): privacy wins over keeping odd digit strings.
@@ -50,7 +52,7 @@ def normalize_phone(phone: str) -> str:
 
 
 def hash_phone(phone: str, key: bytes, length: int = 16) -> str:
-    """``"h:"`` + the first ``length`` hex digits of HMAC-SHA256(key, normalized phone).
+    """``"h:"`` + the first ``length`` hex digits of HMAC-SHA256(key, normalized phone), as letters a-p.
 
     Example
     -------
@@ -58,15 +60,16 @@ def hash_phone(phone: str, key: bytes, length: int = 16) -> str:
     True
     >>> hash_phone("13812345678", b"k1") != hash_phone("13812345678", b"k2")
     True
-    >>> len(hash_phone("13812345678", b"k1"))
-    18
+    >>> t = hash_phone("13812345678", b"k1")
+    >>> len(t), any(c.isdigit() for c in t)
+    (18, False)
     """
     if not key:
         raise ValueError("hash_phone needs a non-empty secret key")
     if not 8 <= length <= 64:
         raise ValueError("length must be between 8 and 64 hex digits")
     digest = hmac.new(key, normalize_phone(phone).encode(), hashlib.sha256).hexdigest()
-    return "h:" + digest[:length]
+    return "h:" + digest[:length].translate(_HEX_AS_LETTERS)
 
 
 def mask_phone(phone: str) -> str:

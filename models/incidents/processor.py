@@ -28,12 +28,14 @@ class Applied:
     """A released event and what :func:`apply` made of it (``outcome.kind`` may be illegal etc.).
 
     ``parent_case_id`` is set on an applied ``report`` that duplicates an earlier case.
+    ``previous`` is the case's state before the event (``None`` for a report or an unknown case).
     """
 
     event: dict[str, Any]
     state: CaseState | None
     outcome: Outcome
     parent_case_id: str | None = None
+    previous: CaseState | None = None
 
 
 Output = Applied | Breach | Late
@@ -79,6 +81,8 @@ class IncidentProcessor:
         self.tracker = DeadlineTracker(policy)
         self.states: dict[str, CaseState] = {}
         self._final: list[tuple[int, str]] = []  # (ts of the final transition, case_id)
+        #: Case ids evicted since the caller last cleared this list (their persisted state can go).
+        self.evicted: list[str] = []
 
     def push(self, event: dict[str, Any]) -> list[Output]:
         """Take one event; return everything its event time makes due (possibly nothing)."""
@@ -118,12 +122,37 @@ class IncidentProcessor:
                     parent = self.linker.link(e)
                 elif self.linker is not None and state.final:
                     self.linker.forget(state.case_id)
-            out.append(Applied(e, state, outcome, parent))
+            out.append(Applied(e, state, outcome, parent, old))
         return out
+
+    def restore(self, state: CaseState, fired: tuple[str, int] | None = None) -> None:
+        """Put back a case's state after a restart (``fired``: its current step's breach, if reported).
+
+        Call :meth:`restore_watermark` first; a deadline already behind the frontier that was not
+        reported before the restart is reported by the next :meth:`advance_to`.
+        """
+        self.states[state.case_id] = state
+        if state.final:
+            heapq.heappush(self._final, (state.status_ts, state.case_id))
+            return
+        if fired is not None:
+            self.tracker.mark_fired(state.case_id, *fired)
+        self.tracker.observe(state)
+
+    def restore_watermark(self, watermark_ms: int) -> None:
+        """Put back the watermark after a restart, before any event is pushed or state restored."""
+        self.buffer.advance_to(watermark_ms)
+        frontier = self.buffer.frontier
+        assert frontier is not None
+        self.tracker.advance_to(frontier)
 
     def _evict(self, frontier: int) -> None:
         horizon = frontier - self.retention_ms
         while self._final and self._final[0][0] < horizon:
-            _, cid = heapq.heappop(self._final)
-            self.states.pop(cid, None)
+            ts, cid = heapq.heappop(self._final)
+            state = self.states.get(cid)
+            if state is None or state.status_ts != ts or not state.final:
+                continue  # a stale entry
+            del self.states[cid]
             self.tracker.forget(cid)
+            self.evicted.append(cid)

@@ -97,6 +97,12 @@ class CaseBuffer:
         self._seq += 1
         return None
 
+    def hold(self, event: dict[str, Any]) -> None:
+        """Hold ``event`` without the lateness check (restoring held events after a restart)."""
+        rank = RANK.get(str(event.get("transition")), len(RANK))
+        heapq.heappush(self._heap, (event_ms(event["ts"]), rank, str(event.get("case_id")), self._seq, event))
+        self._seq += 1
+
     def advance_to(self, watermark_ms: int) -> list[dict[str, Any]]:
         """Move the watermark forward and return the events now due, in order."""
         if self._watermark is None or watermark_ms > self._watermark:

@@ -68,7 +68,9 @@ async def heal_stalled(pipe: Pipeline, tp: TP, lag: int) -> bool:
     )
     for m in stale:
         c._unacked_messages.discard(m)
+    # Both views of "acked": ack() refuses an offset still in _acked_index, so a re-delivery could never count.
     c._acked[tp].clear()
+    c._acked_index[tp].clear()
     await c.seek(tp, committed)
     return True
 

@@ -84,7 +84,7 @@ def test_per_bike_changelog_restores_to_identical_events(index: ZoneIndex, feed:
 def test_one_bike_state_round_trips_through_bytes() -> None:
     s = BikeStates()
     r = s.rows_for(["MT-9"], ["meituan"])[0]
-    s.data[r] = (5, 118.1, 24.5, 9, 3, 118.1, 24.5, 7, 1, 4, 2.5, 18617, 0, 1, 2, 3)
+    s.data[r] = (5, 118.1, 24.5, 9, 3, 118.1, 24.5, 7, 1, 4, 2.5, 18617, 0, 1, 2, 3, 300_000)
     t = BikeStates()
     t.put_bytes("MT-9", s.to_bytes("MT-9"))
     assert t.get("MT-9") == s.get("MT-9") and t.operators == ["meituan"]

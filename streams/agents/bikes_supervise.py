@@ -1,0 +1,126 @@
+"""Bike supervision, stage 1: per-bike rules over ``bike.fixes`` (one :class:`BikeSupervisor` per partition).
+
+Per batch, in this order: apply the partition's fixes (held back until event time passes them, see
+``models/bikes/supervisor.py``); send violations and GPS faults, decided parkings, and to *every*
+partition of ``bike.occupancy`` and ``bike.fleet`` the items keyed there with this partition's watermark;
+wait for delivery; persist the changed bikes (state row and held fixes, key ``<partition>|<bike>`` of the
+``bike_state`` table); ack. A crash before the persist re-applies the batch to the older state, which
+yields the same events again (deterministic per bike): the sinks and the keyed stages de-duplicate them.
+A crash after it re-delivers fixes the state already holds: they are duplicates and change nothing.
+"""
+
+from __future__ import annotations
+
+__all__ = ["register_supervise"]
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+import orjson
+from faust.types import EventT, StreamT
+
+from models.bikes import BikeSupervisor, FirstActive, GpsFault, OccupancyDelta, Violation
+from models.bikes.events import Event
+from models.gps import FixBatch
+from streams.agents.bikes_geo import BikeSetup
+from streams.agents.bikes_rows import delta_item, mark_item, output_rows
+from streams.app import Pipeline
+from streams.state import END_MARKER, persist, raw_table
+from streams.topics import partition_for
+
+
+def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
+    """Add the ``supervise_bikes`` agent (stream role)."""
+    s, n = pipe.settings, pipe.settings.partitions
+    source = pipe.topic("bike.fixes")
+    violations, parkings = pipe.topic("bike.violations"), pipe.topic("bike.parkings")
+    occupancy, fleet = pipe.topic("bike.occupancy"), pipe.topic("bike.fleet")
+    table = raw_table(pipe, "bike_state")
+    sups: dict[int, BikeSupervisor] = {}
+    sent_wm: dict[int, int] = {}
+    pipe.state["bike_supervisors"] = sups
+    events_metric = pipe.metrics.bike_events
+    q_zone: dict[str, int] = {}
+    q_op: dict[str, int] = {}
+
+    def sup_for(p: int) -> BikeSupervisor:
+        """The supervisor of partition ``p``, rebuilt from the recovered table on first use."""
+        if p not in sups:
+            sup = sups[p] = BikeSupervisor(setup.config, setup.index)
+            prefix = f"{p}|".encode()
+            sup.import_bikes({k[len(prefix):].decode(): v for k, v in table.data.items()
+                              if v and k != END_MARKER and k.startswith(prefix)})
+        return sups[p]
+
+    @pipe.app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def forget(app_: Any, revoked: set[Any], **_: Any) -> None:
+        for tp in revoked:
+            if tp.topic == source.get_topic_name():
+                sups.pop(tp.partition, None)
+                sent_wm.pop(tp.partition, None)
+
+    @pipe.app.agent(source, name="supervise_bikes")
+    async def supervise_bikes(stream: StreamT) -> None:
+        async for events in stream.noack_take(s.batch_size, within=s.batch_within_s):
+            await _process(events)
+            for ev in events:
+                await stream.ack(ev)
+
+    def zone_q(zone: str) -> int:
+        q = q_zone.get(zone)
+        if q is None:
+            q = q_zone[zone] = partition_for(zone.encode(), n)
+        return q
+
+    def op_q(op: str) -> int:
+        q = q_op.get(op)
+        if q is None:
+            q = q_op[op] = partition_for(op.encode(), n)
+        return q
+
+    async def _process(events: list[EventT]) -> None:
+        batches: dict[int, list[FixBatch]] = defaultdict(list)
+        for ev in events:
+            batches[ev.message.partition].append(FixBatch.from_json(ev.value))
+        futures = []
+        for p, parts in batches.items():
+            sup = sup_for(p)
+            out = sup.process(FixBatch.concat(parts))  # one call per partition and batch: same events
+            futures += await _send(p, sup, out)
+        await asyncio.gather(*futures)  # delivered before the state that produced them is persisted
+        await persist(table, [(p, f"{p}|{b}".encode(), v) for p in batches
+                              for b, v in sups[p].drain_changes().items()], s.changelog_end_markers)
+
+    async def _send(p: int, sup: BikeSupervisor, out: list[Event]) -> list[Any]:
+        futures = []
+        key, ts = str(p).encode(), None
+        rows = output_rows(out)
+        if rows:
+            ts = max(r.get("reported_ms") or r.get("closed_ms") or r.get("ts_ms") or r.get("decided_ms") or 0
+                     for r in rows) / 1000 or None
+            for topic, kinds in ((violations, ("violation", "fault")), (parkings, ("parking",))):
+                mine = [r for r in rows if r["t"] in kinds]
+                if mine:
+                    futures.append(await topic.send(key=key, value=orjson.dumps(mine), partition=p, timestamp=ts,
+                                                    force=True))
+        deltas: dict[int, list[Any]] = defaultdict(list)
+        marks: dict[int, list[Any]] = defaultdict(list)
+        for e in out:
+            if isinstance(e, OccupancyDelta):
+                deltas[zone_q(e.zone_id)].append(delta_item(e))
+            elif isinstance(e, FirstActive):
+                marks[op_q(e.operator)].append(mark_item(e))
+            elif isinstance(e, Violation):
+                events_metric.labels(kind=e.kind, action=e.action).inc()
+            elif isinstance(e, GpsFault):
+                events_metric.labels(kind=e.kind, action="fault").inc()
+        advanced = sup.watermark != sent_wm.get(p)
+        sent_wm[p] = sup.watermark
+        wm_ts = sup.watermark / 1000 if sup.watermark > 0 else None
+        for topic, items in ((occupancy, deltas), (fleet, marks)):
+            for q in range(n):  # every partition: the watermark lets keyed stages order all sources
+                if advanced or items.get(q):
+                    value = orjson.dumps({"src": p, "wm": sup.watermark, "items": items.get(q, [])})
+                    futures.append(await topic.send(key=key, value=value, partition=q, timestamp=wm_ts, force=True))
+        return futures

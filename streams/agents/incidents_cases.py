@@ -1,0 +1,130 @@
+"""``track_incidents``: the case stream on ``incident.events`` (key case_id), one
+:class:`~models.incidents.flow.CaseFlow` per partition.
+
+Outputs go to ``incident.updates`` (case upserts, transitions, breaches; key case id) and applied
+reports to ``incident.reports`` (key = match key) for duplicate linking, each followed by the
+partition's release frontier on every partition of that topic. Bad input, illegal transitions and
+late events go to the dead-letter topic with their reason; payloads there carry the phone's hash,
+never the number.
+
+State: table ``incident_cases``, key case id (partition-local), plus ``~wm|<partition>`` holding the
+partition's watermark. Per batch, in this order: send the outputs and wait; persist the changed cases, then
+the watermark (one write; Kafka keeps the order within the changelog partition); ack. A crash before the state is written re-applies the batch and sends the same
+rows again (idempotent sinks); a crash between the cases and the watermark leaves an older watermark,
+which only delays outputs. Outputs never depend on batch boundaries.
+"""
+
+from __future__ import annotations
+
+__all__ = ["register"]
+
+import asyncio
+import time
+from collections import defaultdict
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+from faust.types import EventT, StreamT
+
+from models.gps import DeadLetter
+from models.incidents.flow import CaseFlow, Message, Outbox
+from streams.agents.incidents_setup import incident_setup
+from streams.app import Pipeline
+from streams.deadletters import send_dead_letters
+from streams.state import END_MARKER, Entry, persist, raw_table
+
+
+def _wm_key(p: int) -> bytes:
+    return f"~wm|{p}".encode()
+
+
+def register(pipe: Pipeline) -> None:
+    """Add ``track_incidents`` (stream roles only)."""
+    if not pipe.runs_streams:
+        return
+    s = pipe.settings
+    setup = incident_setup(s)
+    source, updates, reports = pipe.topic("incident.events"), pipe.topic("incident.updates"), pipe.topic("incident.reports")
+    table = raw_table(pipe, "incident_cases")
+    flows: dict[int, CaseFlow] = {}
+    pipe.state["incident_flows"] = flows
+    outcomes = pipe.metrics.incident_events
+    m_in = pipe.metrics.records_in.labels(topic=source.get_topic_name())
+    m_out = pipe.metrics.records_out.labels(topic=updates.get_topic_name())
+    m_lag = pipe.metrics.event_time_lag.labels(topic=source.get_topic_name())
+
+    def flow_for(p: int) -> CaseFlow:
+        """The flow of partition ``p``, rebuilt from the recovered table on first use."""
+        if p not in flows:
+            f = setup.case_flow(p)
+            wm = table.data.get(_wm_key(p))
+            if wm:
+                f.restore_watermark(int(wm))
+            for k, v in table.data.items():
+                if v and k != END_MARKER and not k.startswith(b"~"):
+                    f.restore(v)
+            flows[p] = f
+        return flows[p]
+
+    @pipe.app.on_partitions_revoked.connect
+    async def forget(app_: Any, revoked: set[Any], **_: Any) -> None:
+        for tp in revoked:
+            if tp.topic == source.get_topic_name():
+                flows.pop(tp.partition, None)
+
+    @pipe.app.agent(source, name="track_incidents")
+    async def track_incidents(stream: StreamT) -> None:
+        async for events in stream.noack_take(s.batch_size, within=s.batch_within_s):
+            await _process(events)
+            for ev in events:
+                await stream.ack(ev)
+            m_in.inc(len(events))
+
+    async def _process(events: list[EventT]) -> None:
+        by_partition: dict[int, list[EventT]] = defaultdict(list)
+        for ev in events:
+            by_partition[ev.message.partition].append(ev)
+        futures: list[Any] = []
+        entries: list[Entry] = []
+        marks: list[Entry] = []
+        newest = 0
+        for p, evs in sorted(by_partition.items()):
+            flow = flow_for(p)
+            flow.push([Message(ev.value, ev.message.key.decode("utf-8", "replace") if ev.message.key else None,
+                               ev.message.offset) for ev in evs])  # fmt: skip
+            out = flow.drain()
+            futures += await _send(p, out, {ev.message.offset: ev for ev in evs})
+            entries += [(p, cid.encode(), flow.snapshot(cid)) for cid in sorted(out.dirty)]
+            if out.watermark is not None:
+                marks.append((p, _wm_key(p), str(out.watermark).encode()))
+                newest = max(newest, out.watermark)
+            for outcome, n in out.counts.items():
+                outcomes.labels(outcome=outcome).inc(n)
+        await asyncio.gather(*futures)  # outputs delivered before the state that assumes them is saved
+        # One write: within a changelog partition Kafka keeps the order, so the marks land after the entries.
+        await persist(table, entries + marks, s.changelog_end_markers)
+        if newest:
+            m_lag.set(time.time() - newest / 1000)  # wall clock: a metric, not logic
+
+    async def _send(p: int, out: Outbox, batch: dict[int, EventT]) -> list[Any]:
+        futures = []
+        for cid, ts, row in out.updates:
+            futures.append(await updates.send(key=cid.encode(), value=orjson.dumps(row), timestamp=ts / 1000, force=True))
+        m_out.inc(len(out.updates))
+        for key, ts, report in out.reports:
+            futures.append(await reports.send(key=key.encode(), value=orjson.dumps(report), timestamp=ts / 1000, force=True))
+        if out.frontier is not None:  # after this partition's reports: every earlier report has been sent
+            mark = orjson.dumps({"frontier": out.frontier, "from": p})
+            for q in range(s.partitions):
+                futures.append(await reports.send(value=mark, partition=q, timestamp=out.frontier / 1000, force=True))
+        dead = []
+        for r in out.rejects:
+            ev = batch.get(r.offset)
+            message = SimpleNamespace(
+                topic=source.get_topic_name(), partition=p, offset=r.offset, key=(r.key or "").encode(),
+                timestamp=r.ts_ms / 1000 if r.ts_ms is not None else (ev.message.timestamp if ev else 0.0),
+            )
+            dead.append((SimpleNamespace(message=message), DeadLetter(r.reason, r.detail, -1, r.payload)))
+        futures += await send_dead_letters(pipe, dead)  # type: ignore[arg-type]
+        return futures

@@ -1,0 +1,102 @@
+"""``link_duplicates``: duplicate linking on ``incident.reports`` (key = subcategory or category), one
+:class:`~models.incidents.linking.ReportLinker` per partition; links go to ``incident.updates``.
+
+Messages are either a report or ``{"frontier": ts, "from": p}`` from partition ``p`` of the case stream.
+State: table ``incident_links``, key = match key (partition-local), plus ``~fr|<partition>`` holding the
+upstream frontiers. Per batch: send the links and wait; persist the keys, then the frontiers; ack.
+"""
+
+from __future__ import annotations
+
+__all__ = ["register"]
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+import orjson
+from faust.types import EventT, StreamT
+
+from models.gps import DeadLetter
+from models.incidents.linking import ReportLinker
+from streams.agents.incidents_setup import incident_setup
+from streams.app import Pipeline
+from streams.deadletters import send_dead_letters
+from streams.state import END_MARKER, Entry, persist, raw_table
+
+_REPORT = ("case_id", "ts", "category", "subcategory", "lat", "lon")
+
+
+def _fr_key(p: int) -> bytes:
+    return f"~fr|{p}".encode()
+
+
+def register(pipe: Pipeline) -> None:
+    """Add ``link_duplicates`` (stream roles only)."""
+    if not pipe.runs_streams:
+        return
+    s = pipe.settings
+    setup = incident_setup(s)
+    source, updates = pipe.topic("incident.reports"), pipe.topic("incident.updates")
+    table = raw_table(pipe, "incident_links")
+    linkers: dict[int, ReportLinker] = {}
+    outcomes = pipe.metrics.incident_events
+    m_in = pipe.metrics.records_in.labels(topic=source.get_topic_name())
+
+    def linker_for(p: int) -> ReportLinker:
+        """The linker of partition ``p``, rebuilt from the recovered table on first use."""
+        if p not in linkers:
+            lk = setup.report_linker(p)
+            for k, v in table.data.items():
+                if v and k != END_MARKER and (k == _fr_key(p) or not k.startswith(b"~")):
+                    lk.restore(v)
+            linkers[p] = lk
+        return linkers[p]
+
+    @pipe.app.on_partitions_revoked.connect
+    async def forget(app_: Any, revoked: set[Any], **_: Any) -> None:
+        for tp in revoked:
+            if tp.topic == source.get_topic_name():
+                linkers.pop(tp.partition, None)
+
+    @pipe.app.agent(source, name="link_duplicates")
+    async def link_duplicates(stream: StreamT) -> None:
+        async for events in stream.noack_take(s.batch_size, within=s.batch_within_s):
+            await _process(events)
+            for ev in events:
+                await stream.ack(ev)
+            m_in.inc(len(events))
+
+    async def _process(events: list[EventT]) -> None:
+        by_partition: dict[int, list[EventT]] = defaultdict(list)
+        for ev in events:
+            by_partition[ev.message.partition].append(ev)
+        futures: list[Any] = []
+        entries: list[Entry] = []
+        marks: list[Entry] = []
+        bad: list[tuple[EventT, DeadLetter]] = []
+        for p, evs in sorted(by_partition.items()):
+            lk = linker_for(p)
+            for ev in evs:
+                try:  # written by track_incidents, but a stray producer must not crash the agent
+                    msg = orjson.loads(ev.value)
+                    if "frontier" in msg:
+                        lk.advance(int(msg["from"]), int(msg["frontier"]))
+                    else:
+                        lk.push(ev.message.key.decode(), {k: msg[k] for k in _REPORT})
+                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                    bad.append((ev, DeadLetter("bad_report", f"not a report or frontier: {exc!r}"[:300], -1,
+                                               ev.value or b"")))  # fmt: skip
+            out = lk.drain()
+            for cid, ts, row in out.updates:
+                futures.append(await updates.send(key=cid.encode(), value=orjson.dumps(row), timestamp=ts / 1000,
+                                                  force=True))  # fmt: skip
+            entries += [(p, k.encode(), lk.snapshot(k)) for k in sorted(out.dirty)]
+            if out.frontiers_moved:
+                marks.append((p, _fr_key(p), lk.snapshot_frontiers()))
+            for outcome, n in out.counts.items():
+                outcomes.labels(outcome=outcome).inc(n)
+        futures += await send_dead_letters(pipe, bad)
+        await asyncio.gather(*futures)
+        # One write: within a changelog partition Kafka keeps the order, so the marks land after the entries.
+        await persist(table, entries + marks, s.changelog_end_markers)
