@@ -5,8 +5,10 @@ from __future__ import annotations
 __all__ = ["register", "consumer_lags", "heal_stalled"]
 
 import logging
+import time
 from typing import Any
 
+from faust.sensors import Sensor
 from faust.types import TP
 
 from streams.app import Pipeline
@@ -15,6 +17,17 @@ log = logging.getLogger(__name__)
 
 #: Seconds a partition's lag may stay unchanged, while it is read to its end, before it counts as stalled.
 STALL_AFTER_S = 15.0
+
+
+class AckClock(Sensor):
+    """When the worker last finished a message (the last stream acked it): its processing heartbeat."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_ack = time.monotonic()
+
+    def on_message_out(self, tp: TP, offset: int, message: Any) -> None:
+        self.last_ack = time.monotonic()
 
 
 def consumer_lags(pipe: Pipeline) -> dict[TP, int]:
@@ -48,7 +61,9 @@ async def heal_stalled(pipe: Pipeline, tp: TP, lag: int) -> bool:
     partition is delivered but never acked, its offset never enters Faust's acked list, and the gap blocks
     every later commit of the partition, so the lag never falls. Dropping the partition's stale bookkeeping
     and seeking back to the committed offset re-delivers the messages after it; every step downstream is
-    idempotent, so re-processing them is harmless. Returns True when it re-sought the partition.
+    idempotent, so re-processing them is harmless. The monitor calls it only when the whole worker has finished
+    no message for ``STALL_AFTER_S`` (a slow agent still working through a backlog is not stalled). Returns
+    True when it re-sought the partition.
     """
     c: Any = pipe.app.consumer
     committed = c._committed_offset.get(tp)
@@ -81,6 +96,8 @@ def register(pipe: Pipeline) -> None:
     interval = pipe.settings.monitor_interval_s
     stall_ticks = max(3, int(STALL_AFTER_S / interval))
     stalled: dict[TP, tuple[int, int]] = {}  # partition -> (lag, ticks unchanged)
+    clock = AckClock()
+    pipe.app.sensors.add(clock)
 
     @pipe.app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(app: Any, assigned_tps: set[TP], **_: Any) -> None:
@@ -94,5 +111,6 @@ def register(pipe: Pipeline) -> None:
             prev, ticks = stalled.get(tp, (-1, 0))
             ticks = ticks + 1 if lag == prev and lag > 0 else 0
             stalled[tp] = (lag, ticks)
-            if ticks >= stall_ticks and await heal_stalled(pipe, tp, lag):
+            idle = time.monotonic() - clock.last_ack >= STALL_AFTER_S
+            if ticks >= stall_ticks and idle and await heal_stalled(pipe, tp, lag):
                 stalled[tp] = (lag, 0)
