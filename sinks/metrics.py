@@ -33,6 +33,7 @@ class Metrics(NamedTuple):
     consumer_lag: Gauge
     event_time_lag: Gauge
     assigned_partitions: Gauge
+    idle_seconds: Gauge
     registry: CollectorRegistry
 
     @classmethod
@@ -82,6 +83,10 @@ class Metrics(NamedTuple):
             ),
             event_time_lag=Gauge(
                 "event_time_lag_seconds", "Wall clock minus the newest event time processed", ["topic"],
+                namespace=ns, registry=registry,
+            ),
+            idle_seconds=Gauge(
+                "idle_seconds", "Seconds since the worker last finished a message (all its streams acked it)",
                 namespace=ns, registry=registry,
             ),
             assigned_partitions=Gauge(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["register", "consumer_lags", "heal_stalled"]
+__all__ = ["register", "consumer_lags", "heal_stalled", "read_to_end", "AckClock"]
 
 import logging
 import time
@@ -54,6 +54,26 @@ def consumer_lags(pipe: Pipeline) -> dict[TP, int]:
     return lags
 
 
+def read_to_end(pipe: Pipeline) -> bool:
+    """True when every assigned partition of the agents' topics has been read up to its high watermark."""
+    c: Any = pipe.app.consumer
+    ours = {t.get_topic_name() for t in pipe.topics.values()}
+    for tp in c.assignment():
+        if tp.topic not in ours:
+            continue
+        try:
+            high = c.highwater(tp)
+        except Exception:  # noqa: BLE001 - not fetched yet
+            return False
+        if high is None:
+            return False
+        committed = c._committed_offset.get(tp) or 0
+        read = c._read_offset.get(tp)
+        if committed < high and (read is None or read < high - 1):
+            return False
+    return True
+
+
 async def heal_stalled(pipe: Pipeline, tp: TP, lag: int) -> bool:
     """Re-deliver a partition whose commits stopped although it was read to its end.
 
@@ -98,6 +118,7 @@ def register(pipe: Pipeline) -> None:
     stalled: dict[TP, tuple[int, int]] = {}  # partition -> (lag, ticks unchanged)
     clock = AckClock()
     pipe.app.sensors.add(clock)
+    pipe.state["ack_clock"] = clock
 
     @pipe.app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(app: Any, assigned_tps: set[TP], **_: Any) -> None:
@@ -106,6 +127,7 @@ def register(pipe: Pipeline) -> None:
 
     @pipe.app.timer(interval, name=f"monitor_{pipe.role.value}")
     async def monitor() -> None:
+        pipe.metrics.idle_seconds.set(time.monotonic() - clock.last_ack)
         for tp, lag in consumer_lags(pipe).items():
             gauge.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
             prev, ticks = stalled.get(tp, (-1, 0))
