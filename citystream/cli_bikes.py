@@ -1,13 +1,110 @@
-"""Commands of the bikes domain (evaluation, benchmarks)."""
+"""Commands of the bikes domain: ``citystream eval bikes`` and ``citystream bench bikes``."""
 
 from __future__ import annotations
 
 __all__ = ["register"]
 
-from typing import Any
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def _simulated(hours: float, bikes: int, seed: int, batched: bool = False) -> Path:
+    from replay.simulate import simulate
+
+    out = Path(tempfile.mkdtemp(prefix="citystream-bikes-")) / "sim"
+    with console.status(f"simulating {hours:g} h of {bikes:,} bikes (seed {seed}{', operator batches' if batched else ''})"):
+        simulate(out, hours=hours, bikes=bikes, sensors=0, seed=seed, incidents_per_hour=0.0,
+                 batch_operator_fixes=batched)
+    return out
 
 
 def register(app: typer.Typer, settings_of: Any) -> None:
-    """Add this domain's commands to ``app`` (none yet)."""
+    """Add ``eval bikes`` and ``bench bikes`` to the shared ``eval``/``bench`` groups."""
+    from citystream.cli import bench_app, eval_app
+
+    @eval_app.command("bikes")
+    def eval_bikes(
+        recording: Annotated[Path | None, typer.Argument(help="A simulator recording with ground_truth.jsonl.gz and "
+                                                              "geography.geojson; default: simulate one.")] = None,
+        hours: Annotated[float, typer.Option(help="Hours to simulate when no recording is given.")] = 2.0,
+        bikes: Annotated[int, typer.Option(help="Bikes to simulate when no recording is given.")] = 3000,
+        seed: Annotated[int, typer.Option(help="Simulator seed when no recording is given.")] = 11,
+        partitions: Annotated[int, typer.Option(help="Partitions to split the fixes over, as the pipeline does.")] = 4,
+        pipeline: Annotated[bool, typer.Option(help="Also replay it through the embedded pipeline (Tansu, worker, "
+                                                    "chDB) and score the violations stored in ClickHouse.")] = False,
+    ) -> None:
+        """Precision and recall of no_parking and outside_fence violations, and their opened-time error against
+        one GPS reporting interval, on a simulated recording with ground truth. Runs the recording through the
+        agents' own model (one BikeSupervisor per partition, in-process); --pipeline also end to end."""
+        from citystream.bikes_eval import evaluate_recording
+        from streams.agents.bikes_geo import load_bike_setup
+
+        rec = recording or _simulated(hours, bikes, seed)
+        settings = settings_of(geography=rec / "geography.geojson", partitions=partitions)
+        setup = load_bike_setup(settings)
+        t = time.perf_counter()
+        with console.status("replaying the recording through the supervisors"):
+            scores, facts = evaluate_recording(rec, setup.config, setup.index, partitions)
+        _print_scores(f"bike supervision (model) on {rec}: {facts['fixes']:,} fixes in {time.perf_counter() - t:.1f} s",
+                      scores, facts["interval_ms"])
+        if pipeline:
+            from citystream.bikes_bench import score_through_pipeline
+
+            with console.status("replaying the recording through the embedded pipeline"):
+                scores, facts = score_through_pipeline(settings, rec)
+            _print_scores(f"bike supervision (embedded pipeline) on {rec}: {facts['fixes']:,} fixes, "
+                          f"{facts['seconds']:.1f} s", scores, facts["interval_ms"])
+
+    @bench_app.command("bikes")
+    def bench_bikes(
+        bikes: Annotated[int, typer.Option(help="Fleet size of the simulated recordings.")] = 20_000,
+        hours: Annotated[float, typer.Option(help="Event-time length of the simulated recordings.")] = 0.5,
+        partitions: Annotated[int, typer.Option(help="Partitions of the topics.")] = 4,
+        tracked: Annotated[int, typer.Option(help="Bikes tracked by the supervisor in the memory figure.")] = 150_000,
+        modes: Annotated[str, typer.Option(help="Comma-separated: single (one fix per message), batched "
+                                                "(operator batches).")] = "single,batched",
+    ) -> None:
+        """GPS fixes/s through the bike agents end to end (embedded Tansu -> worker -> ClickHouse rows, violations
+        detected), with one fix per message and with operator batches; memory per tracked bike (tracemalloc on
+        the supervisor state) at --tracked bikes. Prints the figures of this run."""
+        from citystream.bikes_bench import memory_per_bike, pipeline_throughput, supervisor_throughput
+
+        table = Table(title="citystream bench bikes", title_justify="left")
+        for c in ("figure", "value", "detail"):
+            table.add_column(c)
+        settings = settings_of(partitions=partitions)
+        for mode in [m.strip() for m in modes.split(",") if m.strip()]:
+            rec = _simulated(hours, bikes, seed=1, batched=mode == "batched")
+            with console.status(f"{mode}: replaying {rec} into the embedded pipeline"):
+                run = pipeline_throughput(settings, rec)
+            table.add_row(f"end to end, {mode}", f"{run.fixes_per_s:,.0f} fixes/s",
+                          f"{run.fixes:,} fixes in {run.messages:,} messages, {run.seconds:.1f} s; "
+                          f"{run.violation_rows:,} violation rows, {run.fix_rows:,} fix rows")
+        with console.status("supervisor alone (in-process)"):
+            rate, n = supervisor_throughput(settings)
+        table.add_row("supervisor model alone", f"{rate:,.0f} fixes/s", f"{n:,} fixes, batches of 5,000, vectorized")
+        with console.status(f"memory of {tracked:,} tracked bikes"):
+            per_bike, row = memory_per_bike(settings, tracked)
+        table.add_row("memory per tracked bike", f"{per_bike:,.0f} B", f"tracemalloc over {tracked:,} bikes "
+                      f"(state row {row} B + id and index)")
+        console.print(table)
+
+
+def _print_scores(title: str, scores: dict[str, Any], interval_ms: int) -> None:
+    table = Table(title=title, title_justify="left")
+    for c in ("kind", "found", "right", "precision", "truth", "found", "recall", "opened err max",
+              f"err <= {interval_ms // 1000} s"):
+        table.add_column(c, no_wrap=True)
+    table.caption = "truth: violations lasting at least the grace period; opened error: |detected - true lock time|"
+    for kind, s in scores.items():
+        table.add_row(kind, f"{s.detected:,}", f"{s.matched:,}", f"{s.precision:.2%}", f"{s.expected:,}",
+                      f"{s.found:,}", f"{s.recall:.2%}", f"{s.error_max_s:.1f} s", f"{s.within(interval_ms):.2%}")
+    console.print(table)

@@ -8,8 +8,9 @@ bad message, each with a reason code and a human-readable detail.
 
 from __future__ import annotations
 
-__all__ = ["DeadLetter", "FixBatch", "decode_gps", "REASONS"]
+__all__ = ["DeadLetter", "FixBatch", "decode_gps", "decode_gps_many", "REASONS"]
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,4 +185,50 @@ def decode_gps(value: bytes | None) -> tuple[FixBatch, list[DeadLetter]]:
             dead.append(DeadLetter(checked[0], checked[1], -1 if single else i, payload))
         else:
             rows.append(checked)  # type: ignore[arg-type]
+    return FixBatch.from_rows(rows), dead
+
+
+def decode_gps_many(values: Sequence[bytes | None]) -> tuple[FixBatch, list[tuple[int, DeadLetter]]]:
+    """:func:`decode_gps` of many messages at once: one batch of every valid fix (in message order) and
+    each dead letter with the index of its message. The same rules; one numpy batch instead of one per
+    message, which dominated the cost of single-fix messages.
+
+    Example
+    -------
+    >>> ok, bad = decode_gps_many([b'{"bike_id":"HB-1","operator":"hellobike","ts":1795244405000,"lat":24.48,'
+    ...                            b'"lon":118.09,"locked":true}', b'{oops'])
+    >>> len(ok), [(i, d.reason) for i, d in bad]
+    (1, [(1, 'invalid_json')])
+    """
+    rows: list[tuple[str, str, int, float, float, bool]] = []
+    dead: list[tuple[int, DeadLetter]] = []
+    loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    for m, value in enumerate(values):
+        try:
+            doc = loads(value or b"")
+        except decode_error:
+            ok, bad = decode_gps(value)  # the slow path builds the dead letter exactly as decode_gps does
+            dead += [(m, d) for d in bad]
+            continue
+        if isinstance(doc, dict) and "fixes" not in doc:  # one fix: the common case, inline
+            checked = _check_fix(doc, None)
+            if len(checked) == 2:
+                dead.append((m, DeadLetter(checked[0], checked[1], -1, value or b"")))
+            else:
+                rows.append(checked)  # type: ignore[arg-type]
+            continue
+        if isinstance(doc, dict) and isinstance(doc["fixes"], list):  # an operator batch, inline
+            default_op = doc.get("operator")
+            for i, f in enumerate(doc["fixes"]):
+                checked = _check_fix(f, default_op)
+                if len(checked) == 2:
+                    dead.append((m, DeadLetter(checked[0], checked[1], i, orjson.dumps(f))))
+                else:
+                    rows.append(checked)  # type: ignore[arg-type]
+            continue
+        ok, bad = decode_gps(value)  # arrays and malformed batches: rare
+        if len(ok):
+            rows += zip(ok.bike_id, ok.operator, ok.ts.tolist(), ok.lat.tolist(), ok.lon.tolist(),
+                        ok.locked.tolist(), strict=True)
+        dead += [(m, d) for d in bad]
     return FixBatch.from_rows(rows), dead

@@ -264,12 +264,17 @@ class BikeSupervisor:
         blob = states.data[rows].tobytes()
         prefix = [_BIKE_MAGIC + bytes([len(o)]) + o for o in (op.encode()[:255] for op in states.operators)]
         held: dict[int, bytes] = {}
-        if len(self.held):
-            mine = self.held.of_rows(rows)
+        mine = self.held.of_rows(rows) if len(self.held) else self.held.of_rows(rows[:0])
+        if len(mine):  # one packed buffer for all held fixes, sliced per bike
             mine = mine[np.argsort(mine["row"], kind="stable")]
-            cut = np.flatnonzero(np.diff(mine["row"])) + 1
-            for part in np.split(mine, cut) if len(mine) else ():
-                held[int(part["row"][0])] = part[list(_HELD_FIX.names or ())].astype(_HELD_FIX).tobytes()
+            packed = np.empty(len(mine), _HELD_FIX)
+            for name in _HELD_FIX.names or ():
+                packed[name] = mine[name]
+            buf, w, r = packed.tobytes(), _HELD_FIX.itemsize, mine["row"]
+            starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+            ends = np.r_[starts[1:], len(r)]
+            for a, z, row in zip(starts.tolist(), ends.tolist(), r[starts].tolist(), strict=True):
+                held[row] = buf[a * w:z * w]
         ops = states.data["operator"][rows].tolist()
         return {b: prefix[o] + blob[i * size:(i + 1) * size] + held.get(r, b"")
                 for i, (b, o, r) in enumerate(zip(ids, ops, rows.tolist(), strict=True))}

@@ -185,6 +185,17 @@ class CaseFlow:
         ):
             self.out.counts["duplicate"] += 1  # a re-delivered event: already applied or held
             return
+        frontier = self.processor.buffer.frontier
+        if e["transition"] == "report" and state is None and cid not in self.held and frontier is not None \
+                and e["ts"] < frontier:
+            # A new case reported behind the frontier (a detector's feed running behind the case system's):
+            # it has no other event to disorder, so apply it now rather than lose it as late.
+            self.out.counts["late_report"] += 1
+            self.held[cid] = [e]
+            wm = self.processor.buffer.watermark
+            assert wm is not None
+            self._handle(self.processor.apply_now(e) + self.processor.advance_to(wm))  # overdue steps fire now
+            return
         self.held.setdefault(cid, []).append(e)
         self.out.dirty.add(cid)
         self._handle(self.processor.push(e))

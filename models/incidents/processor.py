@@ -100,6 +100,15 @@ class IncidentProcessor:
         self._evict(frontier)
         return out
 
+    def apply_now(self, event: dict[str, Any]) -> list[Output]:
+        """Apply ``event`` at once, bypassing the reorder buffer; deadlines already behind the
+        watermark are reported by the next :meth:`advance_to`, stamped exactly.
+
+        Meant for the report of a case with no other event (held or applied) that arrives behind the
+        frontier: it cannot disorder that case's events, so refusing it as late would only lose it.
+        """
+        return self._run([event])
+
     def flush(self) -> list[Output]:
         """Release and apply everything held (end of a replay); deadlines are not forced."""
         return self._run(self.buffer.flush())

@@ -29,6 +29,7 @@ from faust.types import EventT, StreamT
 
 from models.gps import DeadLetter
 from models.incidents.flow import CaseFlow, Message, Outbox
+from streams.agents.incidents_send import Record, send_records
 from streams.agents.incidents_setup import incident_setup
 from streams.app import Pipeline
 from streams.deadletters import send_dead_letters
@@ -45,13 +46,12 @@ def register(pipe: Pipeline) -> None:
         return
     s = pipe.settings
     setup = incident_setup(s)
-    source, updates, reports = pipe.topic("incident.events"), pipe.topic("incident.updates"), pipe.topic("incident.reports")
+    source = pipe.topic("incident.events")
     table = raw_table(pipe, "incident_cases")
     flows: dict[int, CaseFlow] = {}
     pipe.state["incident_flows"] = flows
     outcomes = pipe.metrics.incident_events
     m_in = pipe.metrics.records_in.labels(topic=source.get_topic_name())
-    m_out = pipe.metrics.records_out.labels(topic=updates.get_topic_name())
     m_lag = pipe.metrics.event_time_lag.labels(topic=source.get_topic_name())
 
     def flow_for(p: int) -> CaseFlow:
@@ -85,7 +85,9 @@ def register(pipe: Pipeline) -> None:
         by_partition: dict[int, list[EventT]] = defaultdict(list)
         for ev in events:
             by_partition[ev.message.partition].append(ev)
-        futures: list[Any] = []
+        rows: list[Record] = []
+        reports: list[Record] = []
+        dead: list[tuple[Any, DeadLetter]] = []
         entries: list[Entry] = []
         marks: list[Entry] = []
         newest = 0
@@ -94,30 +96,29 @@ def register(pipe: Pipeline) -> None:
             flow.push([Message(ev.value, ev.message.key.decode("utf-8", "replace") if ev.message.key else None,
                                ev.message.offset) for ev in evs])  # fmt: skip
             out = flow.drain()
-            futures += await _send(p, out, {ev.message.offset: ev for ev in evs})
+            rows += [(None, cid.encode(), orjson.dumps(row), ts) for cid, ts, row in out.updates]
+            reports += [(None, key.encode(), orjson.dumps(report), ts) for key, ts, report in out.reports]
+            if out.frontier is not None:  # after this partition's reports: every earlier report has been sent
+                mark = orjson.dumps({"frontier": out.frontier, "from": p})
+                reports += [(q, None, mark, out.frontier) for q in range(s.partitions)]
+            dead += _dead_letters(p, out, {ev.message.offset: ev for ev in evs})
             entries += [(p, cid.encode(), flow.snapshot(cid)) for cid in sorted(out.dirty)]
             if out.watermark is not None:
                 marks.append((p, _wm_key(p), str(out.watermark).encode()))
                 newest = max(newest, out.watermark)
             for outcome, n in out.counts.items():
                 outcomes.labels(outcome=outcome).inc(n)
+        futures = await send_records(pipe, "incident.updates", rows)
+        futures += await send_records(pipe, "incident.reports", reports)
+        futures += await send_dead_letters(pipe, dead)
         await asyncio.gather(*futures)  # outputs delivered before the state that assumes them is saved
         # One write: within a changelog partition Kafka keeps the order, so the marks land after the entries.
         await persist(table, entries + marks, s.changelog_end_markers)
         if newest:
             m_lag.set(time.time() - newest / 1000)  # wall clock: a metric, not logic
 
-    async def _send(p: int, out: Outbox, batch: dict[int, EventT]) -> list[Any]:
-        futures = []
-        for cid, ts, row in out.updates:
-            futures.append(await updates.send(key=cid.encode(), value=orjson.dumps(row), timestamp=ts / 1000, force=True))
-        m_out.inc(len(out.updates))
-        for key, ts, report in out.reports:
-            futures.append(await reports.send(key=key.encode(), value=orjson.dumps(report), timestamp=ts / 1000, force=True))
-        if out.frontier is not None:  # after this partition's reports: every earlier report has been sent
-            mark = orjson.dumps({"frontier": out.frontier, "from": p})
-            for q in range(s.partitions):
-                futures.append(await reports.send(value=mark, partition=q, timestamp=out.frontier / 1000, force=True))
+    def _dead_letters(p: int, out: Outbox, batch: dict[int, EventT]) -> list[tuple[Any, DeadLetter]]:
+        """Dead letters with a stand-in for the source event (a reject may come from an earlier batch)."""
         dead = []
         for r in out.rejects:
             ev = batch.get(r.offset)
@@ -126,5 +127,4 @@ def register(pipe: Pipeline) -> None:
                 timestamp=r.ts_ms / 1000 if r.ts_ms is not None else (ev.message.timestamp if ev else 0.0),
             )
             dead.append((SimpleNamespace(message=message), DeadLetter(r.reason, r.detail, -1, r.payload)))
-        futures += await send_dead_letters(pipe, dead)  # type: ignore[arg-type]
-        return futures
+        return dead

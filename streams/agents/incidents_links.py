@@ -19,6 +19,7 @@ from faust.types import EventT, StreamT
 
 from models.gps import DeadLetter
 from models.incidents.linking import ReportLinker
+from streams.agents.incidents_send import Record, send_records
 from streams.agents.incidents_setup import incident_setup
 from streams.app import Pipeline
 from streams.deadletters import send_dead_letters
@@ -37,7 +38,7 @@ def register(pipe: Pipeline) -> None:
         return
     s = pipe.settings
     setup = incident_setup(s)
-    source, updates = pipe.topic("incident.reports"), pipe.topic("incident.updates")
+    source = pipe.topic("incident.reports")
     table = raw_table(pipe, "incident_links")
     linkers: dict[int, ReportLinker] = {}
     outcomes = pipe.metrics.incident_events
@@ -71,7 +72,7 @@ def register(pipe: Pipeline) -> None:
         by_partition: dict[int, list[EventT]] = defaultdict(list)
         for ev in events:
             by_partition[ev.message.partition].append(ev)
-        futures: list[Any] = []
+        rows: list[Record] = []
         entries: list[Entry] = []
         marks: list[Entry] = []
         bad: list[tuple[EventT, DeadLetter]] = []
@@ -83,19 +84,20 @@ def register(pipe: Pipeline) -> None:
                     if "frontier" in msg:
                         lk.advance(int(msg["from"]), int(msg["frontier"]))
                     else:
+                        if not ev.message.key:
+                            raise KeyError("a report needs its match key as the message key")
                         lk.push(ev.message.key.decode(), {k: msg[k] for k in _REPORT})
                 except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
                     bad.append((ev, DeadLetter("bad_report", f"not a report or frontier: {exc!r}"[:300], -1,
                                                ev.value or b"")))  # fmt: skip
             out = lk.drain()
-            for cid, ts, row in out.updates:
-                futures.append(await updates.send(key=cid.encode(), value=orjson.dumps(row), timestamp=ts / 1000,
-                                                  force=True))  # fmt: skip
+            rows += [(None, cid.encode(), orjson.dumps(row), ts) for cid, ts, row in out.updates]
             entries += [(p, k.encode(), lk.snapshot(k)) for k in sorted(out.dirty)]
             if out.frontiers_moved:
                 marks.append((p, _fr_key(p), lk.snapshot_frontiers()))
             for outcome, n in out.counts.items():
                 outcomes.labels(outcome=outcome).inc(n)
+        futures = await send_records(pipe, "incident.updates", rows)
         futures += await send_dead_letters(pipe, bad)
         await asyncio.gather(*futures)
         # One write: within a changelog partition Kafka keeps the order, so the marks land after the entries.

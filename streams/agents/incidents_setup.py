@@ -19,6 +19,8 @@ from models.incidents.taxonomy import default_categories
 
 log = logging.getLogger(__name__)
 
+_warned: list[bool] = []  # the development-key warning is logged once per process
+
 #: Geography used when ``CITYSTREAM_GEOGRAPHY`` is not set.
 SAMPLE_GEOGRAPHY = Path(__file__).resolve().parents[2] / "replay" / "sample" / "geography.geojson"
 
@@ -55,7 +57,8 @@ def incident_setup(settings: Settings) -> IncidentSetup:
         log.warning("geography %s: %d feature(s) rejected, first: %s", path, len(result.rejected), result.rejected[0])
     categories = default_categories()
     key = settings.phone_hash_key.get_secret_value()
-    if key == DEV_PHONE_HASH_KEY:
+    if key == DEV_PHONE_HASH_KEY and not _warned:
+        _warned.append(True)
         log.warning("CITYSTREAM_PHONE_HASH_KEY is the development default: set a secret key in production")
     return IncidentSetup(
         attributor=Attributor(result.zones, settings.zone_cell_m),

@@ -169,3 +169,19 @@ def test_closed_cases_leave_the_state_after_retention() -> None:
     f.heartbeat(T0 + 3 * 60 * MIN)
     out = f.drain()
     assert "A" in out.dirty and f.snapshot("A") is None and out.counts["evicted"] == 1
+
+
+def test_a_new_case_reported_behind_the_frontier_is_kept() -> None:
+    # A detector's feed running behind the case system's: its reports still open cases, and deadlines
+    # already behind the frontier are reported at once, stamped with the deadline.
+    f = flow(lateness_ms=MIN)
+    f.push([report(0, "A", T0 + 60 * MIN)])
+    f.push([report(1, "S", T0, channel="sensor", category="E21", subcategory="E2101", reporter_phone=None)])
+    out = f.drain()
+    assert out.rejects == [] and out.counts["late_report"] == 1
+    assert f.processor.states["S"].status == "reported" and f.snapshot("S") is not None
+    breaches = [u[2] for u in out.updates if u[2]["kind"] == "breach"]
+    assert [(b["case_id"], b["step"], b["breach_ms"]) for b in breaches] == [("S", "register", T0 + 30 * MIN)]
+    assert [k for k, _, _ in out.reports] == ["E2101"]  # still handed on to duplicate linking
+    f.push([msg(3, case_id="S", ts=T0 + MIN, transition="register")])  # its later events stay subject to lateness
+    assert [r.reason for r in f.drain().rejects] == ["late"]

@@ -1,0 +1,219 @@
+"""Bike supervision measured end to end on the embedded stack, and its memory per tracked bike.
+
+``pipeline_throughput`` loads a recording's GPS feed into a fresh embedded broker, then starts a real
+``citystream worker --role all`` process and times it from partition assignment until every fix is a
+ClickHouse row, violations are stored and every consumer lag is 0 (read from the worker's Prometheus
+metrics). ``score_through_pipeline`` does the same and scores the violations read back from ClickHouse.
+"""
+
+from __future__ import annotations
+
+__all__ = ["PipelineRun", "pipeline_throughput", "score_through_pipeline", "supervisor_throughput",
+           "memory_per_bike"]
+
+import gc
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+
+from citystream.config import Settings
+from citystream.embedded import TansuBroker, free_port
+from models.bikes import BikeSupervisor, Violation
+from models.bikes.bench import bench_process, synthetic_fleet
+from models.gps import FixBatch
+from replay.produce import produce_recording
+from replay.recording import Recording
+from replay.simulate.truth import read_truth
+from streams.agents.bikes_geo import load_bike_setup
+from streams.topics import FEEDS, ensure_topics
+
+_READER = """
+import sys, json
+from sinks.clickhouse import connect
+client = connect(sys.argv[1])
+out = [[[v if isinstance(v, (int, float, str, type(None))) else str(v) for v in row] for row in client.query(q).result_rows]
+       for q in json.loads(sys.stdin.read())]
+client.close()
+print(json.dumps(out))
+"""
+_VIOLATIONS = ("SELECT kind, subject_id, toUnixTimestamp64Milli(opened_at), toUnixTimestamp64Milli(reported_at), "
+               "status FROM bike_violations FINAL")
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """One end-to-end run: fixes and messages replayed, seconds from assignment to drained, rows stored."""
+
+    fixes: int
+    messages: int
+    seconds: float
+    violation_rows: int
+    fix_rows: int
+    workdir: Path
+
+    @property
+    def fixes_per_s(self) -> float:
+        return self.fixes / max(self.seconds, 1e-9)
+
+
+def _count_fixes(rec: Recording) -> int:
+    n = 0
+    for m in rec.iter_feed("bike_gps"):
+        doc = orjson.loads(m.value)
+        n += len(doc["fixes"]) if isinstance(doc, dict) and "fixes" in doc else len(doc) if isinstance(doc, list) else 1
+    return n
+
+
+def _metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+        text = r.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+
+def _sum(m: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    return sum(v for (n, lbl), v in m.items() if n == name and all((k, x) in lbl for k, x in labels.items()))
+
+
+def _run(settings: Settings, rec: Recording, timeout_s: float) -> tuple[PipelineRun, str]:
+    """Replay ``rec``'s GPS feed, run a worker until drained; returns the run and its chDB DSN."""
+    work = Path(tempfile.mkdtemp(prefix="citystream-bikes-run-"))
+    prefix = f"b{uuid.uuid4().hex[:8]}"
+    dsn = f"chdb://{work / 'clickhouse'}"
+    port = free_port()
+    fixes = _count_fixes(rec)
+    with TansuBroker(log_path=work / "tansu.log") as broker:
+        s = Settings(**{**settings.model_dump(), "broker": broker.url, "topic_prefix": prefix, "app_id": prefix})
+        ensure_topics(s)
+        stats = produce_recording(broker.bootstrap, rec.merged(["bike_gps"]), lambda f: s.topic(FEEDS[f]))
+        env = dict(os.environ)
+        env.update({
+            "CITYSTREAM_BROKER": broker.url, "CITYSTREAM_CLICKHOUSE_DSN": dsn, "CITYSTREAM_TOPIC_PREFIX": prefix,
+            "CITYSTREAM_APP_ID": prefix, "CITYSTREAM_PARTITIONS": str(s.partitions),
+            "CITYSTREAM_METRICS_PORT": str(port), "CITYSTREAM_DATA_DIR": str(work / "var"),
+            "CITYSTREAM_MONITOR_INTERVAL_S": "0.5", "CITYSTREAM_GEOGRAPHY": str(rec.path / "geography.geojson"),
+        })
+        with open(work / "worker.log", "wb") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "citystream.cli", "worker", "--role", "all"], env=env,
+                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            try:
+                t0, t1, m = _wait(proc, port, fixes, timeout_s)
+            finally:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                    try:
+                        proc.wait(30)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+    run = PipelineRun(fixes, stats.total, t1 - t0, int(_sum(m, "citystream_sink_rows_total", table="bike_violations")),
+                      int(_sum(m, "citystream_sink_rows_total", table="bike_fixes")), work)
+    return run, dsn
+
+
+def _wait(proc: subprocess.Popen[bytes], port: int, fixes: int, timeout_s: float) -> tuple[float, float, dict]:
+    """(assigned at, drained at, last metrics): drained = every fix stored, violations stored, lag 0 for 1 s."""
+    deadline = time.monotonic() + timeout_s
+    t0 = done_at = None
+    m: dict = {}
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited with {proc.returncode}")
+        try:
+            m = _metrics(port)
+        except OSError:
+            time.sleep(0.2)
+            continue
+        now = time.monotonic()
+        if t0 is None and _sum(m, "citystream_assigned_partitions") > 0:
+            t0 = now
+        stored = (_sum(m, "citystream_sink_rows_total", table="bike_fixes") >= fixes
+                  and _sum(m, "citystream_sink_rows_total", table="bike_violations") > 0)
+        if t0 is not None and stored and _sum(m, "citystream_consumer_lag") == 0:
+            done_at = done_at or now
+            if now - done_at >= 1.0:  # stable: nothing more arrives downstream
+                return t0, done_at, m
+        else:
+            done_at = None
+        time.sleep(0.5)  # each scrape costs the worker CPU (the exposition of every metric)
+    raise TimeoutError(f"the pipeline did not drain within {timeout_s:.0f} s")
+
+
+def pipeline_throughput(settings: Settings, recording: Path, timeout_s: float = 900.0) -> PipelineRun:
+    """GPS fixes/s of the whole pipeline on a recording (see the module docstring)."""
+    return _run(settings, Recording.open(recording), timeout_s)[0]
+
+
+def score_through_pipeline(settings: Settings, recording: Path, timeout_s: float = 900.0
+                           ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Replay a simulated recording through the embedded pipeline and score the stored violations.
+
+    The stream's event time stops ``allowed_lateness`` behind the newest fix, so the scoring horizon is
+    that much before the end of the recording (see :mod:`citystream.bikes_eval`).
+    """
+    from citystream.bikes_eval import score_violations
+
+    rec = Recording.open(recording)
+    run, dsn = _run(settings, rec, timeout_s)
+    out = subprocess.run([sys.executable, "-c", _READER, dsn], input=json.dumps([_VIOLATIONS]), capture_output=True,
+                         text=True, timeout=120, check=True)
+    rows = json.loads(out.stdout.strip().splitlines()[-1])[0]
+    found = [Violation("open", k, subject, reported, opened, "", 0.0) for k, subject, opened, reported, _ in rows]
+    head, truth = read_truth(rec.path / str(rec.extra.get("ground_truth", "ground_truth.jsonl.gz")))
+    cfg = load_bike_setup(settings).config
+    end = int(head["end_ts"])
+    horizon = end - cfg.allowed_lateness_ms
+    cutoff = horizon - cfg.grace_ms - (cfg.confirm_wait_ms if cfg.confirm_parking else 0)
+    interval = int(head.get("gps_interval_s", 30)) * 1000
+    scores = score_violations(found, truth, cutoff, end, cfg.grace_ms, interval)
+    return scores, {"fixes": run.fixes, "seconds": run.seconds, "interval_ms": interval}
+
+
+def supervisor_throughput(settings: Settings, bikes: int = 10_000, steps: int = 20) -> tuple[float, int]:
+    """Fixes/s of ``BikeSupervisor.process`` alone (no broker), on a synthetic fleet parking at fences of
+    the configured geography: the model's ceiling."""
+    setup = load_bike_setup(settings)
+    fences = [z for z in setup.index.zones if z.kind == "parking_fence"]
+    c = np.array([z.geometry.centroid.coords[0] for z in fences])
+    feed = synthetic_fleet(setup.index, (c[:, 0], c[:, 1]), bikes, steps)
+    rate, _ = bench_process(lambda: BikeSupervisor(setup.config, setup.index), feed, warmup=bikes)
+    return rate, len(feed)
+
+
+def memory_per_bike(settings: Settings, n: int = 150_000, seed: int = 0) -> tuple[float, int]:
+    """Bytes per tracked bike of a supervisor holding ``n`` bikes (tracemalloc: rows, ids, index), and the
+    bytes of one state row."""
+    setup = load_bike_setup(settings)
+    sup = BikeSupervisor(setup.config, setup.index)
+    rng = np.random.default_rng(seed)
+    lon0, lat0 = setup.index.projection.lon0, setup.index.projection.lat0
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        ids = [f"{('MT', 'HB', 'QJ')[i % 3]}-{i:07d}" for i in range(n)]
+        ops = [("meituan", "hellobike", "qingju")[i % 3] for i in range(n)]
+        batch = FixBatch(ids, ops, 1_793_577_600_000 + np.arange(n, dtype=np.int64),
+                         lat0 + rng.uniform(-0.05, 0.05, n), lon0 + rng.uniform(-0.05, 0.05, n), rng.random(n) < 0.8)
+        del ids, ops
+        sup.process(batch)
+        sup.advance_to(1_793_577_600_000 + n + 3_600_000)  # nothing left held back: the steady state
+        del batch
+        gc.collect()
+        per_bike = (tracemalloc.get_traced_memory()[0] - before) / n
+    finally:
+        tracemalloc.stop()
+    return per_bike, sup.states.data.dtype.itemsize
