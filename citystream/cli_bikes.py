@@ -65,7 +65,7 @@ def register(app: typer.Typer, settings_of: Any) -> None:
 
     @bench_app.command("bikes")
     def bench_bikes(
-        bikes: Annotated[int, typer.Option(help="Fleet size of the simulated recordings.")] = 20_000,
+        bikes: Annotated[int, typer.Option(help="Fleet size of the simulated recordings.")] = 10_000,
         hours: Annotated[float, typer.Option(help="Event-time length of the simulated recordings.")] = 0.5,
         partitions: Annotated[int, typer.Option(help="Partitions of the topics.")] = 4,
         tracked: Annotated[int, typer.Option(help="Bikes tracked by the supervisor in the memory figure.")] = 150_000,
@@ -75,7 +75,11 @@ def register(app: typer.Typer, settings_of: Any) -> None:
         """GPS fixes/s through the bike agents end to end (embedded Tansu -> worker -> ClickHouse rows, violations
         detected), with one fix per message and with operator batches; memory per tracked bike (tracemalloc on
         the supervisor state) at --tracked bikes. Prints the figures of this run."""
-        from citystream.bikes_bench import memory_per_bike, pipeline_throughput, supervisor_throughput
+        from citystream.bikes_bench import (
+            memory_per_bike,
+            pipeline_throughput,
+            supervisor_throughput,
+        )
 
         table = Table(title="citystream bench bikes", title_justify="left")
         for c in ("figure", "value", "detail"):

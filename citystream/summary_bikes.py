@@ -20,10 +20,8 @@ SECTIONS: list[Section] = [
         "WHERE kind IN ('no_parking', 'outside_fence') GROUP BY operator ORDER BY operator",
     ),
     Section(
-        "Bikes: fleets against their quota (distinct active bikes per local day), fences over capacity",
-        "SELECT toString(day) AS day, operator, bikes, quota, over_by, "
-        "(SELECT count() FROM v_bike_fences_over_capacity) AS fence_over_capacity_events "
-        "FROM v_bike_fleet_vs_quota ORDER BY day, operator",
+        "Bikes: fleets against their quota (distinct active bikes per local day)",
+        "SELECT toString(day) AS day, operator, bikes, quota, over_by FROM v_bike_fleet_vs_quota ORDER BY day, operator",
     ),
     Section(
         "Bikes: distance from each decided parking to the nearest fence",

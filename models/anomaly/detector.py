@@ -1,7 +1,5 @@
-"""The chosen per-sensor detector: calibrated online tests per metric plus a dropout test, in river's API.
-
-See ``docs/anomaly.md`` for the comparison that chose it.
-"""
+"""The chosen per-sensor detector: robust online statistics per metric, a learned reporting interval, and a
+calibrated score (see ``docs/anomaly.md`` for the comparison that chose it)."""
 
 from __future__ import annotations
 
@@ -10,45 +8,34 @@ __all__ = ["SensorDetector"]
 import math
 from typing import Any
 
-from river import base
-
-from models.anomaly.calibration import score_of
-from models.anomaly.interval import IntervalModel
 from models.anomaly.metric_state import MetricState
 from models.anomaly.timebase import SHANGHAI_OFFSET_MS, local_hour, ts_ms
 
 _TESTS = ("point", "cusum", "stuck")
 
 
-def _values(x: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in x.items()
-            if k != "ts" and isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
-
-
-class SensorDetector(base.AnomalyDetector):
+class SensorDetector:
     """Scores readings of one sensor in [0, 1]; river's ``learn_one``/``score_one`` API.
 
     ``x`` holds ``"ts"`` (aware datetime or epoch ms) and one or more numeric metrics (univariate:
-    ``"value"``). Every metric gets a :class:`~models.anomaly.metric_state.MetricState` (point, CUSUM and
-    stuck tests); an :class:`~models.anomaly.interval.IntervalModel` learns the reporting interval and tests
-    the gap before each reading (dropouts). Each test's p-value comes from the stream's own tail of that
-    statistic; the smallest, Bonferroni-corrected by the number of tests, becomes ``exp(-horizon * p)``: the
+    ``"value"``). Every metric gets a :class:`~models.anomaly.metric_state.MetricState`; the time since the
+    previous reading, compared with the learned interval, tests for dropouts. The smallest tail probability
+    ``p`` of all tests (Bonferroni-corrected by their number) is calibrated as ``exp(-horizon * p)``: the
     probability that ``horizon`` normal readings show nothing as extreme. A score of 0.9 therefore means the
-    same on every stream: "rarer than about once in ten ``horizon``-reading periods".
+    same on every stream: "rarer than once in about ten ``horizon``-reading periods".
 
     Parameters
     ----------
     span
-        Span (readings) of each metric's slow level.
+        Span (readings) of the slow level of each metric.
     k
         CUSUM allowance (standard deviations).
     horizon
         Readings the calibration refers to (20160 = 14 days of one-minute readings).
     warmup
         Readings learned before any score above 0.
-    bins
-        Buckets of the daily profile (local time of ``utc_offset_ms``); 0: one per reporting interval,
-        between 24 and 288.
+    gap_rate
+        How fast the dropout p-value falls per interval beyond 1.5 expected intervals.
     utc_offset_ms
         Local time of the daily profile (Asia/Shanghai by default).
     seed
@@ -69,68 +56,88 @@ class SensorDetector(base.AnomalyDetector):
     True
     """
 
-    def __init__(self, span: int = 60, k: float = 0.5, horizon: float = 20160.0, warmup: int = 30,
-                 bins: int = 0, utc_offset_ms: int = SHANGHAI_OFFSET_MS, seed: int | None = None) -> None:
-        self.span, self.k, self.horizon, self.warmup, self.bins = span, k, horizon, warmup, bins
-        self.utc_offset_ms, self.seed = utc_offset_ms, seed
-        self.metrics: dict[str, MetricState] = {}
-        self.gaps = IntervalModel()
-        self.n = 0
+    __slots__ = ("metrics", "n", "last_ms", "interval_ms", "span", "k", "horizon", "warmup", "gap_rate",
+                 "utc_offset_ms", "seed", "last_score")
 
-    @classmethod
-    def _unit_test_params(cls) -> dict[str, Any]:
-        return {}
+    def __init__(self, span: int = 60, k: float = 1.0, horizon: float = 20160.0, warmup: int = 20,
+                 gap_rate: float = 3.0, utc_offset_ms: int = SHANGHAI_OFFSET_MS, seed: int | None = None) -> None:
+        self.span, self.k, self.horizon, self.warmup = span, k, horizon, warmup
+        self.gap_rate, self.utc_offset_ms, self.seed = gap_rate, utc_offset_ms, seed
+        self.metrics: dict[str, MetricState] = {}
+        self.n = 0
+        self.last_ms: int | None = None
+        self.interval_ms = 0.0
+        self.last_score = 0.0
 
     @property
     def expected_interval_s(self) -> float:
         """The learned reporting interval in seconds (0 until two readings were seen)."""
-        return self.gaps.interval_ms / 1000
+        return self.interval_ms / 1000
 
-    def log10_pvalues(self, x: dict[str, Any]) -> dict[str, float]:
-        """``log10`` of the smallest tail probability per test (``point``, ``cusum``, ``stuck``, ``gap``)."""
-        out = dict.fromkeys((*_TESTS, "gap"), 0.0)
-        if self.n < self.warmup:
-            return out
-        ms = ts_ms(x)
-        h = local_hour(ms, self.utc_offset_ms)
-        for name, v in _values(x).items():
-            m = self.metrics.get(name)
-            if m is not None:
-                for test, lp in m.log10_p(v, h).items():
-                    out[test] = min(out[test], lp)
-        out["gap"] = self.gaps.log10_p(ms)
+    def _values(self, x: dict[str, Any]) -> dict[str, float]:
+        out = {}
+        for name, v in x.items():
+            if name != "ts" and isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+                out[name] = float(v)
         return out
 
     def pvalues(self, x: dict[str, Any]) -> dict[str, float]:
-        """Smallest tail probability per test for reading ``x`` (see :meth:`log10_pvalues`)."""
-        return {k: 10.0**v for k, v in self.log10_pvalues(x).items()}
+        """Smallest tail probability per test (``point``, ``cusum``, ``stuck``, ``gap``) for reading ``x``."""
+        ms = ts_ms(x)
+        out = dict.fromkeys((*_TESTS, "gap"), 1.0)
+        if self.n < self.warmup:
+            return out
+        h = local_hour(ms, self.utc_offset_ms)
+        for name, v in self._values(x).items():
+            m = self.metrics.get(name)
+            if m is not None:
+                for test, p in m.pvalues(v, h).items():
+                    out[test] = min(out[test], p)
+        if self.last_ms is not None and self.interval_ms > 0:
+            g = (ms - self.last_ms) / self.interval_ms
+            if g > 1.5:
+                out["gap"] = math.exp(-self.gap_rate * (g - 1.5))
+        return out
 
     def explain_one(self, x: dict[str, Any]) -> str:
         """The metric of ``x`` with the smallest tail probability (\"\" when none is known yet)."""
         h = local_hour(ts_ms(x), self.utc_offset_ms)
         best, name = 1.0, ""
-        for metric, v in _values(x).items():
+        for metric, v in self._values(x).items():
             m = self.metrics.get(metric)
-            if m is not None:
-                lp = min(m.log10_p(v, h).values())
-                if lp < best or not name:
-                    best, name = lp, metric
+            p = min(m.pvalues(v, h).values()) if m is not None else 1.0
+            if m is not None and (p < best or not name):
+                best, name = p, metric
         return name
 
     def score_one(self, x: dict[str, Any]) -> float:
         """Anomaly score of ``x`` in [0, 1] before learning it; ``x`` is not modified."""
-        lp = min(self.log10_pvalues(x).values())
-        return score_of(lp, 3 * max(1, len(self.metrics)) + 1, self.horizon)
+        p = min(self.pvalues(x).values())
+        n_tests = 3 * max(1, len(self.metrics)) + 1
+        return math.exp(-self.horizon * min(1.0, p * n_tests))
 
     def learn_one(self, x: dict[str, Any]) -> None:
-        """Learn reading ``x``."""
+        """Learn reading ``x`` (see :meth:`MetricState.learn`)."""
         ms = ts_ms(x)
+        anomalous = self.score_one(x) > 0.5
+        if self.last_ms is not None and ms > self.last_ms:
+            dt = ms - self.last_ms
+            if self.interval_ms == 0:
+                self.interval_ms = float(dt)
+            elif dt < 3 * self.interval_ms:  # gaps are not learned as the normal interval
+                self.interval_ms += max(0.02, 1 / (self.n + 1)) * (dt - self.interval_ms)
         h = local_hour(ms, self.utc_offset_ms)
-        interval_s = self.gaps.interval_ms / 1000
-        for name, v in _values(x).items():
+        for name, v in self._values(x).items():
             m = self.metrics.get(name)
             if m is None:
-                m = self.metrics[name] = MetricState(self.span, self.k, self.bins)
-            m.learn(v, h, interval_s)
-        self.gaps.learn(ms)
+                m = self.metrics[name] = MetricState(self.span, self.k)
+            m.learn(v, h, anomalous)
+        self.last_ms = ms if self.last_ms is None else max(self.last_ms, ms)
         self.n += 1
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {s: getattr(self, s) for s in self.__slots__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for s, v in state.items():
+            setattr(self, s, v)

@@ -32,8 +32,6 @@ __all__ = ["BikeRules", "FIELD"]
 
 import math
 
-import numpy as np
-
 from models.bikes.config import SupervisionConfig
 from models.bikes.events import (
     Event,
@@ -45,28 +43,27 @@ from models.bikes.events import (
     closed,
     opened,
 )
+from models.bikes.placing import MidPlace, Place, Placer
 from models.bikes.state import (
     F_BLACK,
+    F_DROPPED,
     F_NO_PARKING,
     F_OUTSIDE_FENCE,
-    F_DROPPED,
     F_OUTSIDE_SERVICE,
     F_PENDING,
     F_SAW_FENCE,
     F_ZOMBIE,
+    FIELD,
     NEVER,
     PLACE_FENCE,
     PLACE_FREE,
     PLACE_NO_PARKING,
     PLACE_OUTSIDE_FENCE,
-    STATE_DTYPE,
     UNSEEN,
     BikeStates,
 )
 from models.geo.index import NO_ZONE, ZoneIndex
 
-#: Position of each state field in a row list.
-FIELD = {name: i for i, name in enumerate(STATE_DTYPE.names or ())}
 _LAST_TS, _LAST_LON, _LAST_LAT = FIELD["last_ts"], FIELD["last_lon"], FIELD["last_lat"]
 _PARKED, _ALON, _ALAT, _DUE = FIELD["parked_since"], FIELD["anchor_lon"], FIELD["anchor_lat"], FIELD["next_due"]
 _DAY_FIRST, _ZONE, _FDIST, _DAY = FIELD["day_first_ts"], FIELD["zone"], FIELD["fence_dist"], FIELD["day"]
@@ -79,10 +76,6 @@ _PARK_KIND = {
 }
 _PARK_FLAGS = ((F_NO_PARKING, "no_parking"), (F_OUTSIDE_FENCE, "outside_fence"), (F_ZOMBIE, "zombie"))
 _PLACE_NAME = ("free", "parking_fence", "no_parking", "outside_fence")
-Place = tuple[int, int, float]  # (place code, zone index, metres to nearest fence)
-#: The place of the midpoint between a fix and the bike's previous applied position ``(lon, lat)``,
-#: precomputed per batch: ``(place, zone, metres, previous lon, previous lat)``.
-MidPlace = tuple[int, int, float, float, float]
 
 
 class BikeRules:
@@ -94,7 +87,7 @@ class BikeRules:
         self.index = index
         self.states = states
         self.stats = stats
-        self.kx, self.ky = index.projection.kx, index.projection.ky
+        self.placer = Placer(config, index)
         self._black: list[bool] = []
 
     def is_black(self, op_code: int) -> bool:
@@ -102,34 +95,6 @@ class BikeRules:
         while len(self._black) < len(ops):
             self._black.append(reg is not None and ops[len(self._black)] not in reg)
         return self._black[op_code]
-
-    def locate(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Vectorized vote of points: (place code, zone index, metres to nearest fence)."""
-        cfg, idx = self.config, self.index
-        fence, dist = idx.lookup(lon, lat, "parking_fence", cfg.fence_tolerance_m, cfg.search_radius_m)
-        place = np.where(fence != NO_ZONE, PLACE_FENCE, PLACE_FREE).astype(np.int8)
-        zone = fence.copy()
-        if idx.has("no_parking"):
-            if cfg.no_parking_tolerance_m > 0:
-                npz, nd = idx.lookup(lon, lat, "no_parking", cfg.no_parking_tolerance_m, 0.0)
-            else:
-                npz = idx.contains(lon, lat, "no_parking")
-                nd = np.where(npz != NO_ZONE, 0.0, np.inf)
-            nearer = np.flatnonzero((npz != NO_ZONE) & ((fence == NO_ZONE) | (nd < dist)))
-            place[nearer], zone[nearer] = PLACE_NO_PARKING, npz[nearer]
-        if idx.has("fence_required_area"):
-            free = np.flatnonzero(place == PLACE_FREE)
-            inside = idx.contains(lon[free], lat[free], "fence_required_area")
-            hit = free[inside != NO_ZONE]
-            place[hit], zone[hit] = PLACE_OUTSIDE_FENCE, inside[inside != NO_ZONE]
-        return place, zone, dist
-
-    def _locate1(self, lon: float, lat: float) -> Place:
-        p, z, d = self.locate(np.array([lon]), np.array([lat]))
-        return int(p[0]), int(z[0]), float(d[0])
-
-    def _metres(self, lon: float, lat: float, lon2: float, lat2: float) -> float:
-        return math.hypot((lon - lon2) * self.kx, (lat - lat2) * self.ky)
 
     # -- one fix ---------------------------------------------------------------------------------
     def step(self, r: int, s: list, t: int, lon: float, lat: float, locked: bool, day: int,
@@ -147,7 +112,7 @@ class BikeRules:
                 out.append(self._violation("black_bike", r, s))
                 self._schedule(s)
         if s[_LAST_TS] != UNSEEN:
-            d = self._metres(lon, lat, s[_LAST_LON], s[_LAST_LAT])
+            d = self.placer.metres(lon, lat, s[_LAST_LON], s[_LAST_LAT])
             dt_s = (t - s[_LAST_TS]) / 1000
             if d <= cfg.jump_min_m or d <= cfg.max_speed_kmh / 3.6 * dt_s:
                 s[_FLAGS] &= ~F_DROPPED
@@ -176,12 +141,12 @@ class BikeRules:
         elif s[_LOCKED] != 0:
             if s[_LOCKED] == 1:
                 if s[_FLAGS] & F_PENDING:  # the unlock fix is the last sample of the parking place
-                    if self._metres(lon, lat, s[_ALON], s[_ALAT]) <= cfg.confirm_radius_m:
-                        self._confirm(s, lon, lat, where, mid)
+                    if self.placer.metres(lon, lat, s[_ALON], s[_ALAT]) <= cfg.confirm_radius_m:
+                        self.placer.confirm(s, lon, lat, where, mid)
                     else:
-                        if (self._locate1(lon, lat) if where is None else where)[0] == PLACE_FENCE:
+                        if (self.placer.locate1(lon, lat) if where is None else where)[0] == PLACE_FENCE:
                             s[_FLAGS] |= F_SAW_FENCE
-                        self._undecided(s)
+                        self.placer.undecided(s)
                     if s[_PLACE] in _PARK_KIND:
                         self._decide(r, s, t, out)
                     else:  # no violation to report: the place no longer matters
@@ -194,7 +159,7 @@ class BikeRules:
     def _park(self, r: int, s: list, t: int, lon: float, lat: float, where: Place | None,
               out: list[Event]) -> None:
         if where is None:  # not precomputed for the batch (the bike moved twice in it): look up alone
-            where = self._locate1(lon, lat)
+            where = self.placer.locate1(lon, lat)
         s[_LOCKED], s[_PARKED], s[_ALON], s[_ALAT] = 1, t, lon, lat
         s[_PLACE], s[_ZONE], s[_FDIST] = where
         if self.config.confirm_parking:
@@ -203,43 +168,18 @@ class BikeRules:
         else:
             self._decide(r, s, t, out)
 
-    def _confirm(self, s: list, lon: float, lat: float, where: Place | None, mid: MidPlace | None) -> None:
-        """The sample at (lon, lat) agrees with the anchor: the place is that of their midpoint."""
-        mlon, mlat = (s[_ALON] + lon) / 2, (s[_ALAT] + lat) / 2
-        if mid is not None and mid[3] == s[_ALON] and mid[4] == s[_ALAT]:
-            at: Place = (mid[0], mid[1], mid[2])
-        else:  # the anchor is not the fix the batch saw before this one (a dropped jump between)
-            at = self._locate1(mlon, mlat)
-        if at[0] != PLACE_FENCE:
-            # Either sample of the pair in a fence: the bike is in that fence (an agreeing stray fix
-            # must not take a fenced bike out). Any earlier sample in a fence: not outside any.
-            if where is None:
-                where = self._locate1(lon, lat)
-            for cand in ((s[_PLACE], s[_ZONE], s[_FDIST]), where):
-                if cand[0] == PLACE_FENCE:
-                    at = (cand[0], cand[1], at[2])
-            if at[0] == PLACE_OUTSIDE_FENCE and s[_FLAGS] & F_SAW_FENCE:
-                at = (PLACE_FREE, NO_ZONE, at[2])
-        s[_ALON], s[_ALAT] = mlon, mlat
-        s[_PLACE], s[_ZONE], s[_FDIST] = at
-
-    def _undecided(self, s: list) -> None:
-        """No two samples agreed: a fence any sample lay in wins, else the newest sample's place."""
-        if s[_FLAGS] & F_SAW_FENCE and s[_PLACE] != PLACE_FENCE:
-            s[_PLACE], s[_ZONE] = PLACE_FREE, NO_ZONE  # in some fence, not known which: no count
-
     def _sample(self, r: int, s: list, t: int, lon: float, lat: float, where: Place | None,
                 mid: MidPlace | None, out: list[Event]) -> None:
         """A locked fix of a parked bike: confirm its place, or notice it was moved."""
         cfg = self.config
-        da = self._metres(lon, lat, s[_ALON], s[_ALAT])
+        da = self.placer.metres(lon, lat, s[_ALON], s[_ALAT])
         if s[_FLAGS] & F_PENDING:
             if da <= cfg.confirm_radius_m:
-                self._confirm(s, lon, lat, where, mid)
+                self.placer.confirm(s, lon, lat, where, mid)
                 self._decide(r, s, t, out)
             else:  # disagrees: this newest sample becomes the anchor
                 s[_ALON], s[_ALAT] = lon, lat
-                s[_PLACE], s[_ZONE], s[_FDIST] = self._locate1(lon, lat) if where is None else where
+                s[_PLACE], s[_ZONE], s[_FDIST] = self.placer.locate1(lon, lat) if where is None else where
                 if s[_PLACE] == PLACE_FENCE:
                     s[_FLAGS] |= F_SAW_FENCE
             return
@@ -248,8 +188,8 @@ class BikeRules:
         if not cfg.confirm_parking:
             self._unpark(r, s, t, "moved", out)
             self._park(r, s, t, lon, lat, where, out)
-        elif (self._metres(s[_LAST_LON], s[_LAST_LAT], s[_ALON], s[_ALAT]) > cfg.move_threshold_m
-              and self._metres(lon, lat, s[_LAST_LON], s[_LAST_LAT]) <= cfg.confirm_radius_m):
+        elif (self.placer.metres(s[_LAST_LON], s[_LAST_LAT], s[_ALON], s[_ALAT]) > cfg.move_threshold_m
+              and self.placer.metres(lon, lat, s[_LAST_LON], s[_LAST_LAT]) <= cfg.confirm_radius_m):
             # Two samples in a row far from where it parked, agreeing: moved when the first was sent.
             t0, lon0, lat0 = s[_LAST_TS], s[_LAST_LON], s[_LAST_LAT]
             self._unpark(r, s, t0, "moved", out)
@@ -322,7 +262,7 @@ class BikeRules:
                 out.append(closed(self._violation(kind, r, s), at, "day_end"))
                 s[_FLAGS] &= ~F_BLACK
             elif kind == "confirm":  # no confirming sample came: decide on what the bike sent
-                self._undecided(s)
+                self.placer.undecided(s)
                 self._settle(r, s, at, out)
                 floor = max(floor, at)
             elif kind == "zombie":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "STATE_DTYPE",
+    "FIELD",
     "BikeStates",
     "NEVER",
     "UNSEEN",
@@ -64,6 +65,8 @@ STATE_DTYPE = np.dtype([
     ("flags", "u1"),
     ("report_lag_ms", "<i4"),  # a reported parking violation: its report time minus parked_since
 ])
+#: Position of each field in a state row as a list (``BikeStates.data[r].tolist()``).
+FIELD = {name: i for i, name in enumerate(STATE_DTYPE.names or ())}
 _BLANK = np.array(
     [(UNSEEN, np.nan, np.nan, UNSEEN, UNSEEN, np.nan, np.nan, NEVER, UNSEEN, -1, np.inf, -1, 0, -1, 0, 0, 0)],
     dtype=STATE_DTYPE,

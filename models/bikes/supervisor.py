@@ -18,11 +18,19 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
+from models.bikes.checkpoint import export_bikes, import_bikes
 from models.bikes.config import DAY_MS, SupervisionConfig
 from models.bikes.events import Event
 from models.bikes.held import HELD_DTYPE, HeldFixes
-from models.bikes.rules import BikeRules, MidPlace, Place
-from models.bikes.state import F_DROPPED, F_OUTSIDE_SERVICE, F_PENDING, STATE_DTYPE, UNSEEN, BikeStates
+from models.bikes.placing import MidPlace, Place
+from models.bikes.rules import BikeRules
+from models.bikes.state import (
+    F_DROPPED,
+    F_OUTSIDE_SERVICE,
+    F_PENDING,
+    UNSEEN,
+    BikeStates,
+)
 from models.geo.index import NO_ZONE, ZoneIndex
 
 #: Counters in ``BikeSupervisor.stats`` (``held`` is a gauge: fixes waiting for the watermark;
@@ -33,8 +41,6 @@ STAT_NAMES = (
     "reanchored", "outside_service_area", "held",
 )
 _MAGIC = b"CSBS1"
-_BIKE_MAGIC = b"K1"
-_HELD_FIX = np.dtype([("ts", "<i8"), ("lon", "<f8"), ("lat", "<f8"), ("locked", "?")])
 
 
 class FixColumns(Protocol):
@@ -219,7 +225,7 @@ class BikeSupervisor:
             plon = _prev(lon, first, data["last_lon"][rows])[ci]
             plat = _prev(lat, first, data["last_lat"][rows])[ci]
             mi = np.flatnonzero(np.isfinite(plon))
-            place, zone, dist = self._rules.locate(
+            place, zone, dist = self._rules.placer.locate(
                 np.concatenate([lon[ci], (lon[ci][mi] + plon[mi]) / 2]),
                 np.concatenate([lat[ci], (lat[ci][mi] + plat[mi]) / 2]))
             n, pl, zl, dl = len(ci), place.tolist(), zone.tolist(), dist.tolist()
@@ -251,33 +257,9 @@ class BikeSupervisor:
 
     # -- checkpointing ---------------------------------------------------------------------------
     def export_bikes(self, bike_ids: Iterable[str]) -> dict[str, bytes]:
-        """Self-contained bytes per bike (state row and held fixes), for a changelog keyed by bike.
-
-        Layout: ``b"K1"``, the operator (1-byte length, UTF-8), the raw state row, then the held
-        fixes as ``(ts, lon, lat, locked)`` records. Cheap: one array slice for all bikes.
-        """
-        ids = list(bike_ids)
-        if not ids:
-            return {}
-        states, size = self.states, STATE_DTYPE.itemsize
-        rows = np.fromiter(map(states._rows.__getitem__, ids), np.int64, len(ids))
-        blob = states.data[rows].tobytes()
-        prefix = [_BIKE_MAGIC + bytes([len(o)]) + o for o in (op.encode()[:255] for op in states.operators)]
-        held: dict[int, bytes] = {}
-        mine = self.held.of_rows(rows) if len(self.held) else self.held.of_rows(rows[:0])
-        if len(mine):  # one packed buffer for all held fixes, sliced per bike
-            mine = mine[np.argsort(mine["row"], kind="stable")]
-            packed = np.empty(len(mine), _HELD_FIX)
-            for name in _HELD_FIX.names or ():
-                packed[name] = mine[name]
-            buf, w, r = packed.tobytes(), _HELD_FIX.itemsize, mine["row"]
-            starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
-            ends = np.r_[starts[1:], len(r)]
-            for a, z, row in zip(starts.tolist(), ends.tolist(), r[starts].tolist(), strict=True):
-                held[row] = buf[a * w:z * w]
-        ops = states.data["operator"][rows].tolist()
-        return {b: prefix[o] + blob[i * size:(i + 1) * size] + held.get(r, b"")
-                for i, (b, o, r) in enumerate(zip(ids, ops, rows.tolist(), strict=True))}
+        """Self-contained bytes per bike (state row and held fixes), for a changelog keyed by bike
+        (layout: :func:`models.bikes.checkpoint.export_bikes`)."""
+        return export_bikes(self.states, self.held, bike_ids)
 
     def drain_changes(self) -> dict[str, bytes]:
         """:meth:`export_bikes` of every bike changed since the last call."""
@@ -285,26 +267,7 @@ class BikeSupervisor:
 
     def import_bikes(self, entries: Mapping[str, bytes]) -> None:
         """Load bikes exported by :meth:`export_bikes` (into a fresh supervisor, on restore)."""
-        size, held = STATE_DTYPE.itemsize, []
-        for b, blob in entries.items():
-            if not blob.startswith(_BIKE_MAGIC):
-                raise ValueError(f"not a bike export: {blob[:8]!r}")
-            n = blob[2]
-            op = blob[3:3 + n].decode()
-            row = np.frombuffer(blob, STATE_DTYPE, 1, 3 + n).copy()
-            r = int(self.states.rows_for([b], [op])[0])
-            row["operator"] = self.states.operator_code(op)
-            self.states.data[r] = row[0]
-            fixes = np.frombuffer(blob, _HELD_FIX, offset=3 + n + size)
-            if len(fixes):
-                h = np.empty(len(fixes), HELD_DTYPE)
-                h["row"] = r
-                for name in _HELD_FIX.names or ():
-                    h[name] = fixes[name]
-                held.append(h)
-            self.max_seen = max(self.max_seen, int(row["max_seen"][0]))
-        if held:
-            self.held.add(np.concatenate(held))
+        self.max_seen = max(self.max_seen, import_bikes(self.states, self.held, entries))
 
     def snapshot(self) -> bytes:
         """The whole supervisor state (bikes, held fixes, watermark, counters) as bytes."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["KIND_METRICS", "Reading", "Invalid", "decode_reading", "ThresholdRule", "default_rules", "Alert",
-           "SensorMonitor", "MonitorConfig", "Update"]
+__all__ = ["KINDS", "KIND_METRICS", "MetricSpec", "Reading", "Invalid", "decode_reading", "check_reading",
+           "validate_reading", "ThresholdConfig", "RuleSpec", "ThresholdRule", "default_rules", "rules_for",
+           "rule_events", "Alert", "SensorMonitor", "MonitorConfig", "Update"]
 
 from models.sensors.alerts import Alert
-from models.sensors.kinds import KIND_METRICS, Invalid, Reading, decode_reading
+from models.sensors.kinds import (KIND_METRICS, KINDS, Invalid, MetricSpec, Reading, check_reading, decode_reading,
+                                  validate_reading)
 from models.sensors.monitor import MonitorConfig, SensorMonitor, Update
-from models.sensors.rules import ThresholdRule, default_rules
+from models.sensors.rules import (RuleSpec, ThresholdConfig, ThresholdRule, default_rules, rule_events,
+                                  rules_for)

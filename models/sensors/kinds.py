@@ -7,28 +7,48 @@ ClickHouse column): ``invalid_json``, ``not_an_object``, ``missing_field``, ``wr
 
 from __future__ import annotations
 
-__all__ = ["KIND_METRICS", "Reading", "Invalid", "decode_reading", "REASONS"]
+__all__ = ["MetricSpec", "KINDS", "KIND_METRICS", "Reading", "Invalid", "decode_reading", "check_reading",
+           "validate_reading", "REASONS"]
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from models.timefmt import parse_ts_ms
 
-#: kind → metric → physical range (inclusive). Outside means a broken sensor or a unit error.
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """One metric of a kind: its unit and physical range (inclusive); outside means a broken sensor or a
+    unit error, not an anomaly. ``binary`` metrics take 0 or 1 only."""
+
+    unit: str
+    lo: float
+    hi: float
+    binary: bool = False
+
+
+M = MetricSpec
+#: kind → metric → spec, for the kinds of ``docs/schemas.md``.
+KINDS: dict[str, dict[str, MetricSpec]] = {
+    "billboard_tilt": {"tilt_deg": M("degree", -90.0, 90.0)},
+    "manhole_cover": {"cover_open": M("0/1", 0, 1, binary=True), "water_level_cm": M("cm", 0.0, 1000.0),
+                      "gas_ppm": M("ppm", 0.0, 100_000.0)},
+    "drainage_level": {"level_m": M("m", -5.0, 20.0)},
+    "gas": {"lel_pct": M("% LEL", 0.0, 100.0)},
+    "site_noise": {"laeq_db": M("dB(A)", 0.0, 160.0)},
+    "site_dust": {"pm10_ugm3": M("µg/m³", 0.0, 20_000.0)},
+    "air_quality": {"pm25_ugm3": M("µg/m³", 0.0, 2000.0), "pm10_ugm3": M("µg/m³", 0.0, 5000.0),
+                    "no2_ugm3": M("µg/m³", 0.0, 5000.0)},
+    "bridge_health": {"strain_ue": M("µε", -5000.0, 5000.0), "deflection_mm": M("mm", -1000.0, 1000.0),
+                      "vibration_mm_s": M("mm/s", 0.0, 1000.0)},
+}  # fmt: skip
+#: kind → metric → physical range (the ranges of :data:`KINDS`).
 KIND_METRICS: dict[str, dict[str, tuple[float, float]]] = {
-    "billboard_tilt": {"tilt_deg": (0.0, 90.0)},
-    "manhole_cover": {"cover_open": (0, 1), "water_level_cm": (0.0, 1000.0), "gas_ppm": (0.0, 100_000.0)},
-    "drainage_level": {"level_m": (0.0, 20.0)},
-    "gas": {"lel_pct": (0.0, 100.0)},
-    "site_noise": {"laeq_db": (0.0, 160.0)},
-    "site_dust": {"pm10_ugm3": (0.0, 20_000.0)},
-    "air_quality": {"pm25_ugm3": (0.0, 2000.0), "pm10_ugm3": (0.0, 5000.0), "no2_ugm3": (0.0, 5000.0)},
-    "bridge_health": {"strain_ue": (-5000.0, 5000.0), "deflection_mm": (-1000.0, 1000.0),
-                      "vibration_mm_s": (0.0, 1000.0)},
-}
+    kind: {name: (m.lo, m.hi) for name, m in metrics.items()} for kind, metrics in KINDS.items()}
 REASONS = ("invalid_json", "not_an_object", "missing_field", "wrong_type", "bad_timestamp", "key_mismatch",
            "unknown_kind", "unknown_metric", "not_finite", "out_of_range")
 
@@ -58,9 +78,11 @@ def _num(v: Any) -> bool:
 
 
 def _check_metrics(kind: str, metrics: Any) -> dict[str, float] | Invalid:
-    if not isinstance(metrics, dict) or not metrics:
-        return Invalid("missing_field" if not metrics else "wrong_type", "metrics must be a non-empty object")
-    spec = KIND_METRICS[kind]
+    if not isinstance(metrics, dict):
+        return Invalid("wrong_type", f"metrics must be an object, got {type(metrics).__name__}")
+    if not metrics:
+        return Invalid("missing_field", f"metrics must name at least one metric (expected {', '.join(KINDS[kind])})")
+    spec = KINDS[kind]
     out = {}
     for name, v in metrics.items():
         if name not in spec:
@@ -69,9 +91,10 @@ def _check_metrics(kind: str, metrics: Any) -> dict[str, float] | Invalid:
             return Invalid("wrong_type", f"{name} must be a number, got {type(v).__name__}")
         if not math.isfinite(v):
             return Invalid("not_finite", f"{name} is {v}")
-        lo, hi = spec[name]
-        if not lo <= v <= hi:
-            return Invalid("out_of_range", f"{name}={v} outside the physical range [{lo}, {hi}]")
+        m = spec[name]
+        if not m.lo <= v <= m.hi or (m.binary and v not in (0, 1)):
+            what = "0 or 1" if m.binary else f"the physical range [{m.lo:g}, {m.hi:g}] {m.unit}"
+            return Invalid("out_of_range", f"{name}={v} outside {what}")
         out[name] = float(v)
     return out
 
@@ -95,6 +118,17 @@ def decode_reading(value: bytes | None, key: str | None = None) -> Reading | Inv
         msg = orjson.loads(value or b"")
     except orjson.JSONDecodeError as exc:
         return Invalid("invalid_json", f"not JSON: {exc}"[:200])
+    return check_reading(msg, key)
+
+
+def check_reading(msg: Any, key: str | None = None) -> Reading | Invalid:
+    """Validate a decoded ``sensor.telemetry`` message (a dict); ``ts`` may also be an aware datetime.
+
+    Example
+    -------
+    >>> check_reading({"sensor_id": "G", "kind": "gas", "ts": 1795244400000, "metrics": {"lel_pct": 3}}).metrics
+    {'lel_pct': 3.0}
+    """
     if not isinstance(msg, dict):
         return Invalid("not_an_object", f"expected a JSON object, got {type(msg).__name__}")
     for f in ("sensor_id", "kind", "ts", "metrics"):
@@ -105,10 +139,11 @@ def decode_reading(value: bytes | None, key: str | None = None) -> Reading | Inv
         return Invalid("wrong_type", "sensor_id must be a string of 1-64 characters")
     if key is not None and key != sid:
         return Invalid("key_mismatch", f"message key {key[:64]!r} differs from sensor_id {sid!r}")
-    if kind not in KIND_METRICS:
-        return Invalid("unknown_kind", f"unknown sensor kind {str(kind)[:40]!r}")
+    if kind not in KINDS:
+        return Invalid("unknown_kind", f"unknown sensor kind {str(kind)[:40]!r} (expected {', '.join(KINDS)})")
     try:
-        ts = parse_ts_ms(msg["ts"])
+        ts = msg["ts"]
+        ts = _aware_ms(ts) if isinstance(ts, datetime) else parse_ts_ms(ts)
     except ValueError as exc:
         return Invalid("bad_timestamp", str(exc))
     lat, lon = msg.get("lat"), msg.get("lon")
@@ -121,3 +156,33 @@ def decode_reading(value: bytes | None, key: str | None = None) -> Reading | Inv
     if isinstance(metrics, Invalid):
         return metrics
     return Reading(sid, kind, ts, None if lat is None else float(lat), None if lon is None else float(lon), metrics)
+
+
+def _aware_ms(ts: datetime) -> int:
+    if ts.tzinfo is None:
+        raise ValueError(f"naive timestamp (no UTC offset): {ts.isoformat()!r}")
+    return round(ts.timestamp() * 1000)
+
+
+def validate_reading(x: dict[str, Any]) -> str | None:
+    """Why the reading ``x`` (a decoded telemetry message) is invalid, or None: ``"<code>: <detail>"``
+    with a code of :data:`REASONS` (the agent dead-letters the reading with it).
+
+    Example
+    -------
+    >>> ok = {"sensor_id": "DRN-1", "kind": "drainage_level", "ts": 1795244400000, "metrics": {"level_m": 0.4}}
+    >>> validate_reading(ok) is None
+    True
+    >>> validate_reading({**ok, "kind": "ufo"})
+    "unknown_kind: unknown sensor kind 'ufo' (expected billboard_tilt, ...)"
+    >>> validate_reading({**ok, "metrics": {}})
+    'missing_field: metrics must name at least one metric (expected level_m)'
+    >>> validate_reading({**ok, "metrics": {"level_m": "high"}})
+    'wrong_type: level_m must be a number, got str'
+    >>> validate_reading({**ok, "metrics": {"level_m": 25.0}})
+    'out_of_range: level_m=25.0 outside the physical range [-5, 20] m'
+    >>> validate_reading({**ok, "metrics": {"level_m": float("nan")}})
+    'not_finite: level_m is nan'
+    """
+    got = check_reading(x)
+    return f"{got.reason}: {got.detail}" if isinstance(got, Invalid) else None

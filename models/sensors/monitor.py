@@ -19,7 +19,7 @@ from typing import Any
 from models.anomaly import make_detector
 from models.sensors.alerts import Alert, case_id_of, incident_report, subcategory_of
 from models.sensors.kinds import Reading
-from models.sensors.rules import ThresholdRule, default_rules
+from models.sensors.rules import RuleSpec, ThresholdRule, default_rules, rules_for
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class MonitorConfig:
     close_after: int = 10
     offline_k: float = 5.0
     offline_min_s: float = 300.0
-    rules: dict[str, list[ThresholdRule]] = field(default_factory=default_rules)
+    rules: dict[str, list[RuleSpec]] = field(default_factory=default_rules)
     detector_params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -70,6 +70,7 @@ class SensorMonitor:
         self.open: dict[str, Alert] = {}      # condition → open alert
         self.calm: dict[str, int] = {}        # condition → readings in a row under the close level
         self.cases: dict[str, tuple[str, int]] = {}  # subcategory → (case id, open alerts on it)
+        self.rules: list[ThresholdRule] | None = None  # this sensor's rule states (from the config's specs)
 
     def _open(self, up: Update, alert: Alert) -> None:
         self.open[alert.condition] = alert
@@ -108,20 +109,17 @@ class SensorMonitor:
             self._close(up, "offline", r.ts, 0.0, 0.0)
         x = {"ts": r.ts, **r.metrics}
         score = up.score = self.detector.score_one(x)
-        for rule in cfg.rules.get(self.kind, ()):
-            v = r.metrics.get(rule.metric)
-            if v is None:
-                continue
-            if rule.name not in self.open:
-                if rule.breached(v, r.ts):
-                    self._open(up, self._alert(rule.name, f"rule:{rule.name}", rule.metric, v, score,
-                                               rule.limit_at(r.ts), rule.severity, r.ts))
-            elif rule.cleared(v, r.ts):
-                self.calm[rule.name] += 1
-                if self.calm[rule.name] >= rule.close_after:
-                    self._close(up, rule.name, r.ts, v, score)
-            else:
-                self.calm[rule.name] = 0
+        if self.rules is None:
+            self.rules = rules_for(self.kind, cfg.rules)
+        for rule in self.rules:
+            spec = rule.spec
+            what = rule.update(x)
+            if what == "open":
+                v = r.metrics[spec.metric]
+                self._open(up, self._alert(spec.name, f"rule:{spec.name}", spec.metric, v, score,
+                                           spec.limit_at(r.ts), spec.severity, r.ts))
+            elif what == "close" and spec.name in self.open:
+                self._close(up, spec.name, r.ts, r.metrics[spec.metric], score)
         self._model(up, r, score, cfg, x)
         self.detector.learn_one(x)
         self.last_ms = r.ts
@@ -132,7 +130,7 @@ class SensorMonitor:
             if score >= cfg.open_score and not any(a.condition == "offline" for a, _ in up.alerts):
                 metric = self.detector.explain_one(x) if hasattr(self.detector, "explain_one") else ""
                 metric = metric or next(iter(r.metrics))
-                self._open(up, self._alert("anomaly", "model", metric, r.metrics.get(metric, 0.0), score,
+                self._open(up, self._alert("anomaly", "model:anomaly", metric, r.metrics.get(metric, 0.0), score,
                                            cfg.open_score, "warning", r.ts))
         elif score < cfg.close_score:
             self.calm["anomaly"] += 1
@@ -155,5 +153,5 @@ class SensorMonitor:
         deadline = self.offline_deadline(cfg)
         if deadline is not None and watermark_ms > deadline and "offline" not in self.open:
             self._open(up, self._alert("offline", "watermark", "", 0.0, 1.0, self.detector.expected_interval_s,
-                                       "major", deadline))
+                                       "warning", deadline))
         return up

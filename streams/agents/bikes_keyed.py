@@ -139,9 +139,9 @@ def register_keyed(pipe: Pipeline, stage: KeyedStage) -> None:
         for q, items in pushed.items():
             part = parts[q]
             out: list[Violation] = part.model.process(items)
-            wm = watermark(part, now)
-            if wm is not None:
-                out += part.model.advance_to(wm)
+            upto = watermark(part, now)
+            if upto is not None:
+                out += part.model.advance_to(upto)
             futures += await _deliver(q, part, out)
             done = [k for k, it in part.waiting.items() if it.ts <= part.model.watermark]
             for k in done:

@@ -94,11 +94,10 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
 
     async def _send(p: int, sup: BikeSupervisor, out: list[Event]) -> list[Any]:
         futures = []
-        key, ts = str(p).encode(), None
+        key = str(p).encode()
         rows = output_rows(out)
         if rows:
-            ts = max(r.get("reported_ms") or r.get("closed_ms") or r.get("ts_ms") or r.get("decided_ms") or 0
-                     for r in rows) / 1000 or None
+            ts = max(e.ts for e in out) / 1000  # the newest event time of the batch's outputs
             for topic, kinds in ((violations, ("violation", "fault")), (parkings, ("parking",))):
                 mine = [r for r in rows if r["t"] in kinds]
                 if mine:
