@@ -70,10 +70,18 @@ def _truth(recording: Path) -> tuple[dict[str, object], list[dict[str, object]]]
     return rows[0], [r for r in rows[1:] if r["truth"] in ("sensor_anomaly", "threshold_breach")]
 
 
-def evaluate_recording(recording: Path, cfg: MonitorConfig | None = None) -> SensorEvaluation:
-    """Run the monitor over ``recording`` and score its alerts against the ground truth."""
+def evaluate_recording(recording: Path, cfg: MonitorConfig | None = None, warmup_h: float = 0.0) -> SensorEvaluation:
+    """Run the monitor over ``recording`` and score its alerts against the ground truth.
+
+    ``warmup_h``: the first hours are the models' learning period, as for a sensor newly connected: anomalies
+    starting in them and alerts opened in them are not scored (threshold breaches are scored throughout:
+    rules need no learning), and sensor-days count from its end.
+    """
     cfg = cfg or MonitorConfig()
     meta, truth = _truth(recording)
+    scored_from = int(meta["start_ts"]) + int(warmup_h * 3_600_000)  # type: ignore[call-overload]
+    truth_windows = truth
+    truth = [t for t in truth if t["truth"] == "threshold_breach" or int(t["start_ts"]) >= scored_from]  # type: ignore[call-overload]
     monitors: dict[str, SensorMonitor] = {}
     opened: list[Alert] = []
     closed: dict[str, int] = {}
@@ -113,13 +121,13 @@ def evaluate_recording(recording: Path, cfg: MonitorConfig | None = None) -> Sen
         elif typ == "threshold_breach":
             ev.first_reading.append(False)
     windows: dict[str, list[tuple[int, int]]] = {}
-    for t in truth:
+    for t in truth_windows:
         windows.setdefault(str(t["sensor_id"]), []).append((int(t["start_ts"]), int(t["end_ts"]) + _GRACE_MS))  # type: ignore[call-overload]
     for a in opened:
         w = windows.get(a.sensor_id, [])
-        if not any(s - 60_000 <= a.opened_ms <= e for s, e in w):
+        if a.opened_ms >= scored_from and not any(s - 60_000 <= a.opened_ms <= e for s, e in w):
             ev.false_alarms += 1
             ev.false_by[f"{a.kind}/{a.condition}"] = ev.false_by.get(f"{a.kind}/{a.condition}", 0) + 1
-    span_days = (int(meta["end_ts"]) - int(meta["start_ts"])) / 86_400_000  # type: ignore[call-overload]
+    span_days = (int(meta["end_ts"]) - scored_from) / 86_400_000  # type: ignore[call-overload]
     ev.sensor_days = len(monitors) * span_days
     return ev

@@ -105,7 +105,7 @@ class CaseFlow:
     >>> [(r["kind"], r.get("transition") or r.get("step")) for _, _, r in out.updates]
     [('transition', 'report'), ('breach', 'register'), ('case', 'register')]
     >>> [(r.reason, r.detail) for r in out.rejects]
-    [('illegal_transition', 'illegal transition report→close for case A in state reported (allowed: register, reject)')]
+    [('illegal_transition', 'illegal transition report→close for case A in state reported (allowed: register, reject, resolve)')]
     >>> out.updates[-1][2]["reporter"].startswith("h:"), f.processor.states["A"].status
     (True, 'reported')
     """
@@ -222,7 +222,7 @@ class CaseFlow:
         self._unhold(e)
         if not a.outcome.ok or a.state is None:
             self.out.counts[a.outcome.kind] += 1
-            if a.outcome.kind != "duplicate":
+            if a.outcome.kind not in ("duplicate", "moot"):
                 reason = "illegal_transition" if a.outcome.kind == "illegal" else "invalid_event"
                 self._reject_event(e, reason, a.outcome.reason)
             return

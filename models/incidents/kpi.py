@@ -20,11 +20,11 @@ Input and conventions
 Definitions (per ``day`` and group)
 -----------------------------------
 * ``registered``: cases whose first ``register`` falls on ``day`` (the cohort).
-* ``handled`` / ``closed``: cases of that cohort with at least one ``handle`` / a ``close``.
+* ``handled`` / ``closed``: cases of that cohort with at least one ``handle`` / a ``close`` or ``resolve``.
 * ``disposal_rate = handled / registered``; ``closure_rate = closed / registered``.
 * ``steps_done``: steps completed on ``day`` (by completion ts); ``steps_on_time``: those done by
   their deadline; ``on_time_rate = steps_on_time / steps_done``.
-* ``closed_on_day``: cases whose ``close`` falls on ``day``; ``reopened``: those of them with at
+* ``closed_on_day``: cases whose ``close`` (or ``resolve``) falls on ``day``; ``reopened``: those of them with at
   least one ``verify_fail``; ``reopen_rate = reopened / closed_on_day``.
 * A rate with a zero denominator is ``None``. A row exists for every (day, group) with a non-zero count.
 
@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from models.incidents.deadlines import COMPLETES, DeadlinePolicy, due_at
-from models.incidents.lifecycle import RANK, CaseState, apply, event_ms
+from models.incidents.lifecycle import CLOSING, RANK, CaseState, apply, event_ms
 
 _HOUR = 3_600_000
 #: (lower bound of age in ms, label); a case falls in the last bucket whose bound it reaches.
@@ -147,7 +147,7 @@ def _replay(events: Iterable[dict[str, Any]], by: str | None, as_of: int | None,
             if t == "register" and c.register_ts is None:
                 c.register_ts = ts
             c.handled |= t == "handle"
-            if t == "close":
+            if t in CLOSING:
                 c.close_ts = ts
             c.state = state
     return cases, as_of

@@ -6,8 +6,11 @@ States and transitions (``docs/schemas.md``)::
     reported ─reject→ rejected (final)                             ▲                │ feedback
                                                      verify_fail  │                ▼
     closed (final) ←close─ verified ←verify──────────────────── feedback ───────────┘
+    any open state ─resolve→ closed (final)
 
 ``verify_fail`` (核查不通过) sends a case from ``feedback`` back to ``dispatched`` and counts a reopen.
+``resolve`` (自动结案) closes a case raised by a machine (a sensor alert) when its condition cleared; on a
+case people already closed or rejected it changes nothing (outcome ``moot``, not an error).
 :func:`apply` never raises on bad input: it returns the unchanged state and an :class:`Outcome`
 with the reason, so the caller can dead-letter or count it.
 """
@@ -19,6 +22,7 @@ __all__ = [
     "STATES",
     "FINAL_STATES",
     "RANK",
+    "CLOSING",
     "CaseState",
     "Outcome",
     "apply",
@@ -42,6 +46,7 @@ TRANSITIONS: dict[str, tuple[frozenset[str | None], str]] = {
     "verify": (frozenset({"feedback"}), "verified"),
     "verify_fail": (frozenset({"feedback"}), "dispatched"),
     "close": (frozenset({"verified"}), "closed"),
+    "resolve": (frozenset({"reported", "registered", "dispatched", "handled", "feedback", "verified"}), "closed"),
 }
 STATES = (
     "reported",
@@ -56,7 +61,9 @@ STATES = (
 FINAL_STATES = frozenset({"closed", "rejected"})
 #: Position of a transition in the normal flow; breaks ties between events with the same ts.
 RANK = {"report": 0, "register": 1, "reject": 1, "dispatch": 2, "handle": 3, "feedback": 4,
-        "verify": 5, "verify_fail": 5, "close": 6}  # fmt: skip
+        "verify": 5, "verify_fail": 5, "close": 6, "resolve": 6}  # fmt: skip
+#: Transitions that close a case.
+CLOSING = frozenset({"close", "resolve"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +98,11 @@ class CaseState:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """Result of :func:`apply`: ``applied``, ``duplicate`` (already applied, no change), ``illegal``
-    (not allowed from the current state) or ``invalid`` (malformed event)."""
+    """Result of :func:`apply`: ``applied``, ``duplicate`` (already applied, no change), ``moot`` (a
+    ``resolve`` of a case already closed or rejected: no change), ``illegal`` (not allowed from the current
+    state) or ``invalid`` (malformed event)."""
 
-    kind: Literal["applied", "duplicate", "illegal", "invalid"]
+    kind: Literal["applied", "duplicate", "moot", "illegal", "invalid"]
     reason: str = ""
 
     @property
@@ -132,7 +140,7 @@ def apply(state: CaseState | None, event: dict[str, Any]) -> tuple[CaseState | N
     ('reported', 'applied')
     >>> s2, o = apply(s, {"case_id": "A", "ts": 1795244640000, "transition": "dispatch"})
     >>> s2 is s, o.reason
-    (True, 'illegal transition report→dispatch for case A in state reported (allowed: register, reject)')
+    (True, 'illegal transition report→dispatch for case A in state reported (allowed: register, reject, resolve)')
     >>> apply(s, {"case_id": "A", "ts": 1795244580000, "transition": "report"})[1].kind
     'duplicate'
     """
@@ -155,6 +163,8 @@ def apply(state: CaseState | None, event: dict[str, Any]) -> tuple[CaseState | N
 
     sources, target = TRANSITIONS[transition]
     current = state.status if state is not None else None
+    if transition == "resolve" and state is not None and state.final:
+        return state, Outcome("moot", f"resolve for case {case_id}: already {current}")
     if current not in sources:
         if state is None:
             reason = f"illegal transition {transition} for case {case_id}: no report received"

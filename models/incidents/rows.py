@@ -27,7 +27,7 @@ from typing import Any
 
 from models.incidents.deadline_tracker import Breach
 from models.incidents.deadlines import COMPLETES, STEP_AFTER, DeadlinePolicy, due_at
-from models.incidents.lifecycle import CaseState
+from models.incidents.lifecycle import CLOSING, CaseState
 
 DIMENSIONS = ("district", "street", "community", "grid", "category", "subcategory", "channel")
 
@@ -75,7 +75,7 @@ def case_row(state: CaseState, info: dict[str, Any], policy: DeadlinePolicy | No
         "cur_category": state.category or "", "cur_subcategory": state.subcategory or "",
         "lat": info["lat"], "lon": info["lon"], "reporter": info["reporter"], "text": info["text"],
         "reported_ms": state.reported_ts, "status_ms": state.status_ts,
-        "registered_ms": _first(state, "register"), "closed_ms": _first(state, "close"),
+        "registered_ms": _first(state, "register"), "closed_ms": next((ts for t, ts in state.history if t in CLOSING), 0),
         "reopens": state.reopens, "step": STEP_AFTER.get(state.status, ""),
         "deadline_ms": due_at(state, None, policy) or 0, "breaches": info["breaches"],
         "version": len(state.history) + info["breaches"],

@@ -7,8 +7,22 @@ __all__ = ["KINDS", "KIND_METRICS", "MetricSpec", "Reading", "Invalid", "decode_
            "rule_events", "Alert", "SensorMonitor", "MonitorConfig", "Update"]
 
 from models.sensors.alerts import Alert
-from models.sensors.kinds import (KIND_METRICS, KINDS, Invalid, MetricSpec, Reading, check_reading, decode_reading,
-                                  validate_reading)
+from models.sensors.kinds import (
+           KIND_METRICS,
+           KINDS,
+           Invalid,
+           MetricSpec,
+           Reading,
+           check_reading,
+           decode_reading,
+           validate_reading,
+)
 from models.sensors.monitor import MonitorConfig, SensorMonitor, Update
-from models.sensors.rules import (RuleSpec, ThresholdConfig, ThresholdRule, default_rules, rule_events,
-                                  rules_for)
+from models.sensors.rules import (
+           RuleSpec,
+           ThresholdConfig,
+           ThresholdRule,
+           default_rules,
+           rule_events,
+           rules_for,
+)

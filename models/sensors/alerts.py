@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["Alert", "subcategory_of", "incident_report", "case_id_of"]
+__all__ = ["Alert", "subcategory_of", "incident_report", "incident_resolve", "case_id_of"]
 
 import hashlib
 from dataclasses import asdict, dataclass, replace
@@ -107,3 +107,14 @@ def incident_report(alert: Alert, case_id: str) -> dict[str, Any]:
     return {"case_id": case_id, "ts": alert.opened_ms, "transition": "report", "channel": "sensor",
             "category": "E21", "subcategory": alert.subcategory, "lat": alert.lat, "lon": alert.lon,
             "text": f"{alert.kind} {alert.sensor_id}: {alert.condition} ({alert.severity}) {what}"}
+
+
+def incident_resolve(case_id: str, ts_ms: int) -> dict[str, Any]:
+    """The ``resolve`` event (自动结案) closing a sensor's incident when its last alert cleared.
+
+    Example
+    -------
+    >>> incident_resolve("SEN-1", 1795244700000)
+    {'case_id': 'SEN-1', 'ts': 1795244700000, 'transition': 'resolve', 'channel': 'sensor'}
+    """
+    return {"case_id": case_id, "ts": ts_ms, "transition": "resolve", "channel": "sensor"}

@@ -146,7 +146,8 @@ def check_reading(msg: Any, key: str | None = None) -> Reading | Invalid:
         ts = _aware_ms(ts) if isinstance(ts, datetime) else parse_ts_ms(ts)
     except ValueError as exc:
         return Invalid("bad_timestamp", str(exc))
-    lat, lon = msg.get("lat"), msg.get("lon")
+    lat: Any = msg.get("lat")
+    lon: Any = msg.get("lon")
     if lat is not None or lon is not None:
         if not (_num(lat) and _num(lon)):
             return Invalid("wrong_type", "lat and lon must both be numbers")

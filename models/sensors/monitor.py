@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.anomaly import make_detector
-from models.sensors.alerts import Alert, case_id_of, incident_report, subcategory_of
+from models.sensors.alerts import (
+    Alert,
+    case_id_of,
+    incident_report,
+    incident_resolve,
+    subcategory_of,
+)
 from models.sensors.kinds import Reading
 from models.sensors.rules import RuleSpec, ThresholdRule, default_rules, rules_for
 
@@ -57,8 +63,8 @@ class SensorMonitor:
     ...        for i, v in enumerate([0.8, 6.1, 6.3, 4.2, 4.1])]
     >>> [(a.condition, a.status) for u in ups for a, _ in u.alerts]
     [('billboard_tilt', 'open'), ('billboard_tilt', 'close')]
-    >>> ups[1].incidents[0]["subcategory"], len(m.open)
-    ('E2101', 0)
+    >>> ups[1].incidents[0]["subcategory"], ups[4].incidents[0]["transition"], len(m.open)
+    ('E2101', 'resolve', 0)
     """
 
     def __init__(self, sensor_id: str, kind: str, seed: int = 0, **detector_params: Any) -> None:
@@ -86,8 +92,9 @@ class SensorMonitor:
         alert = self.open.pop(condition).closed(ts_ms, value, score)
         self.calm.pop(condition, None)
         case_id, n = self.cases[alert.subcategory]
-        if n <= 1:
+        if n <= 1:  # the last alert on the case cleared: readings are back to normal
             del self.cases[alert.subcategory]
+            up.incidents.append(incident_resolve(case_id, ts_ms))
         else:
             self.cases[alert.subcategory] = (case_id, n - 1)
         up.alerts.append((alert, case_id))

@@ -203,7 +203,7 @@ def test_bad_input_is_dead_lettered_with_its_reason_and_changes_nothing(replayed
     )
     assert {k: r for k, r, _ in dead} == replayed.reasons
     details = {r: d for _, r, d in dead}
-    assert re.fullmatch(r"illegal transition register→close for case \S+ in state registered \(allowed: dispatch\)",
+    assert re.fullmatch(r"illegal transition register→close for case \S+ in state registered \(allowed: dispatch, resolve\)",
                         details["illegal_transition"]), details  # fmt: skip
     assert details["unknown_category"].endswith("unknown category code E77")
     assert details["late"].startswith("late by ")

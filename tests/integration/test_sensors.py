@@ -52,12 +52,30 @@ def test_tilt_breach_alert_and_incident_within_one_second(stack: Stack) -> None:
                 name = "alert" if tp.topic.endswith("sensor.alerts") else "incident"
                 got.setdefault(name, {**doc, "_t": time.monotonic() - t0})
     consumer.close()
+    # back to normal: the rule's alert closes at once, the model's after 10 calm readings; then the case resolves
+    send(stack, [tilt(41 + i, 0.8 + 0.02 * math.sin(i)) for i in range(15)])
+    worker.wait_drained({"sensor_readings": len(warm) + 16, "sensor_alerts": 4})  # two alerts, opened and closed
+    # the case stream applies events once its partition's event time is past them by the allowed lateness
+    p = KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    for part in range(stack.partitions):
+        p.send(stack.topic("incident.events"), value=orjson.dumps({"heartbeat": True, "ts": T0 + 3_600_000}),
+               partition=part)
+    p.flush()
+    p.close()
+    worker.wait_drained({"incident_transitions": 2})  # report, resolve
     worker.stop()
     assert set(got) == {"alert", "incident"}, got
     assert got["alert"]["condition"] == "billboard_tilt" and got["alert"]["status"] == "open"
     assert got["incident"]["subcategory"] == "E2101" and got["incident"]["channel"] == "sensor"
     assert got["incident"]["case_id"] == got["alert"]["case_id"]
     assert max(got["alert"]["_t"], got["incident"]["_t"]) < 1.0, got  # produce → alert + incident, wall clock
+    case = got["incident"]["case_id"]
+    alerts, cases = stack.query(
+        "SELECT condition, status, toUnixTimestamp64Milli(closed), case_id FROM sensor_alerts FINAL",
+        f"SELECT status, toUnixTimestamp64Milli(closed_at) FROM incident_cases FINAL WHERE case_id = '{case}'")
+    assert sorted(a[0] for a in alerts) == ["anomaly", "billboard_tilt"], alerts
+    assert all(a[1] == "close" and a[3] == case for a in alerts), alerts
+    assert cases == [["closed", max(a[2] for a in alerts)]], (alerts, cases)  # closed when the last alert did
 
 
 def test_scores_after_restart_equal_scores_without_restart(stack: Stack) -> None:

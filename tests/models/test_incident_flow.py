@@ -65,7 +65,7 @@ def test_illegal_transition_is_dead_lettered_and_leaves_the_case_unchanged() -> 
     out = f.drain()
     (r,) = out.rejects
     assert (r.offset, r.key, r.reason) == (3, "A", "illegal_transition")
-    assert r.detail == "illegal transition dispatch→verify for case A in state dispatched (allowed: handle)"
+    assert r.detail == "illegal transition dispatch→verify for case A in state dispatched (allowed: handle, resolve)"
     assert b"13912345678" not in r.payload and orjson.loads(r.payload)["text"] == "打 139****5678"
     assert not [u for u in out.updates if u[2].get("transition") == "verify"]
     assert f.processor.states["A"].status == "dispatched"

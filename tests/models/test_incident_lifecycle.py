@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from models.incidents.lifecycle import STATES, TRANSITIONS, CaseState, apply
+from models.incidents.lifecycle import FINAL_STATES, STATES, TRANSITIONS, CaseState, apply
 
 T0 = 1795244400000  # 2026-11-21T07:00:00Z
 MIN = 60_000
@@ -87,7 +87,7 @@ ILLEGAL = [
     (status, t)
     for status in [None, *STATES]
     for t, (sources, _) in TRANSITIONS.items()
-    if status not in sources
+    if status not in sources and not (t == "resolve" and status in FINAL_STATES)
 ]
 
 
@@ -113,15 +113,31 @@ def test_illegal_reason_lists_allowed() -> None:
     _, out = apply(s, ev("register", 9))
     assert (
         out.reason
-        == "illegal transition dispatch→register for case XM-1 in state dispatched (allowed: handle)"
+        == "illegal transition dispatch→register for case XM-1 in state dispatched (allowed: handle, resolve)"
     )
     _, out = apply(run(HAPPY), ev("handle", 9))
     assert out.reason.endswith("(allowed: none)")
 
 
 def test_count_of_illegal_pairs() -> None:
-    # 9 transitions x 9 states (incl. none) minus the 9 legal (source, transition) pairs.
-    assert len(ILLEGAL) == 9 * 9 - 9
+    # 10 transitions x 9 states (incl. none) minus the 15 legal (source, transition) pairs (resolve from the
+    # 6 open states) and the 2 moot ones (resolve of a closed or rejected case).
+    assert len(ILLEGAL) == 10 * 9 - 15 - 2
+
+
+@pytest.mark.parametrize("final", ["closed", "rejected"])
+def test_resolve_of_a_final_case_is_moot(final: str) -> None:
+    state = _states()[final]
+    new, out = apply(state, ev("resolve", 40))
+    assert new is state and out.kind == "moot" and not out.ok and final in out.reason
+
+
+@pytest.mark.parametrize("status", ["reported", "registered", "dispatched", "handled", "feedback", "verified"])
+def test_resolve_closes_an_open_case(status: str) -> None:
+    state = _states()[status]
+    new, out = apply(state, ev("resolve", 40))
+    assert out.ok and new is not None and new.status == "closed" and new.final
+    assert new.history[-1][0] == "resolve" and new.reopens == state.reopens
 
 
 @pytest.mark.parametrize("k", range(len(REOPEN)))

@@ -65,8 +65,11 @@ def test_one_incident_per_sensor_and_subcategory() -> None:
     reports = []
     for i, v in enumerate([1, 12, 25, 25, 1, 1, 1, 13]):
         reports += m.process(Reading("GAS-1", "gas", T0 + 30_000 * i, 24.4, 118.1, {"lel_pct": v}), CFG).incidents
-    assert [(r["subcategory"], r["ts"]) for r in reports] == [("E2106", T0 + 30_000), ("E2106", T0 + 210_000)]
-    assert reports[0]["case_id"] != reports[1]["case_id"]
+    # warning then alarm share one case (one subcategory); it resolves when both cleared, and a new breach
+    # opens a new case
+    assert [(r["transition"], r.get("subcategory"), r["ts"]) for r in reports] == [
+        ("report", "E2106", T0 + 30_000), ("resolve", None, T0 + 150_000), ("report", "E2106", T0 + 210_000)]
+    assert reports[0]["case_id"] == reports[1]["case_id"] != reports[2]["case_id"]
 
 
 def test_offline_alert_opens_at_the_deadline_and_closes_on_the_next_reading() -> None:

@@ -36,7 +36,7 @@ def build(h: Any) -> dict[str, Any]:
                    "WHERE $__timeFilter(breach_ts)", kind="stat", w=6, h=4),
         h.ch_panel("Case transitions (event time)",
                    "SELECT $__timeInterval(ts) AS time, countIf(transition = 'report') AS reported, "
-                   "countIf(transition = 'dispatch') AS dispatched, countIf(transition = 'close') AS closed, "
+                   "countIf(transition = 'dispatch') AS dispatched, countIf(transition IN ('close', 'resolve')) AS closed, "
                    "countIf(transition = 'reject') AS rejected FROM incident_transitions FINAL "
                    "WHERE $__timeFilter(ts) GROUP BY time ORDER BY time", kind="timeseries", w=16),
         h.ch_panel("Backlog: open cases by age",
