@@ -15,6 +15,7 @@ import asyncio
 from typing import Any
 
 from streams.app import Pipeline
+from streams.batches import send_batches
 
 #: Key of the end-marker records (see ``Settings.changelog_end_markers``); never a real state key.
 END_MARKER = b"~end"
@@ -31,30 +32,13 @@ def raw_table(pipe: Pipeline, name: str) -> Any:
 
 
 async def send_entries(table: Any, entries: list[Entry]) -> list[Any]:
-    """Hand ``entries`` to the producer in order; returns the delivery futures (await them).
-
-    Entries go out as record batches, one per changelog partition (more when one fills up), through the
-    aiokafka producer under Faust's: a Faust ``Topic.send`` per entry costs ~30-50 us of Python, which
-    capped the stateful agents near the number of state entries per second. Per partition the order is
-    kept, after anything sent before (the producer queues batches behind earlier records).
-    """
+    """Hand ``entries`` to the producer in order, as record batches per changelog partition
+    (:func:`streams.batches.send_batches`); returns the delivery futures (await them)."""
     if not entries:
         return []
     producer = table.app.producer._ensure_producer()  # the aiokafka producer Faust sends with
-    topic = table.changelog_topic.get_topic_name()
-    batches: dict[int, Any] = {}
-    futures = []
-    for p, k, v in entries:
-        batch = batches.get(p)
-        if batch is None:
-            batch = batches[p] = producer.create_batch()
-        if batch.append(key=k, value=v, timestamp=None) is None:  # full: send it, start the next one
-            futures.append(await producer.send_batch(batch, topic, partition=p))
-            batch = batches[p] = producer.create_batch()
-            batch.append(key=k, value=v, timestamp=None)
-    for p, batch in batches.items():
-        futures.append(await producer.send_batch(batch, topic, partition=p))
-    return futures
+    return await send_batches(producer, table.changelog_topic.get_topic_name(),
+                              ((p, k, v, None) for p, k, v in entries))
 
 
 async def persist(table: Any, entries: list[Entry], end_markers: bool, also: list[Any] | None = None) -> None:

@@ -20,20 +20,20 @@ __all__ = ["register"]
 
 import asyncio
 import time
-from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
 
 import orjson
-from faust.types import EventT, StreamT
+from faust.types import EventT
 
 from models.gps import DeadLetter
 from models.incidents.flow import CaseFlow, Message, Outbox
-from streams.agents.incidents_send import Record, send_records
 from streams.agents.incidents_setup import incident_setup
 from streams.app import Pipeline
+from streams.batches import Record, send_records
 from streams.deadletters import send_dead_letters
-from streams.state import END_MARKER, Entry, persist, raw_table
+from streams.partitioned import PartitionModels, by_partition, register_batch_agent
+from streams.state import Entry, persist, raw_table
 
 
 def _wm_key(p: int) -> bytes:
@@ -47,52 +47,33 @@ def register(pipe: Pipeline) -> None:
     s = pipe.settings
     setup = incident_setup(s)
     source = pipe.topic("incident.events")
-    table = raw_table(pipe, "incident_cases")
-    flows: dict[int, CaseFlow] = {}
-    pipe.state["incident_flows"] = flows
     outcomes = pipe.metrics.incident_events
-    m_in = pipe.metrics.records_in.labels(topic=source.get_topic_name())
     m_lag = pipe.metrics.event_time_lag.labels(topic=source.get_topic_name())
 
-    def flow_for(p: int) -> CaseFlow:
-        """The flow of partition ``p``, rebuilt from the recovered table on first use."""
-        if p not in flows:
-            f = setup.case_flow(p)
-            wm = table.data.get(_wm_key(p))
-            if wm:
-                f.restore_watermark(int(wm))
-            for k, v in table.data.items():
-                if v and k != END_MARKER and not k.startswith(b"~"):
-                    f.restore(v)
-            flows[p] = f
-        return flows[p]
+    def build(p: int, entries: list[tuple[bytes, bytes]]) -> CaseFlow:
+        """The flow of partition ``p`` from the recovered state: its watermark first, then its cases."""
+        f = setup.case_flow(p)
+        wm = dict(entries).get(_wm_key(p))
+        if wm:
+            f.restore_watermark(int(wm))
+        for k, v in entries:
+            if not k.startswith(b"~"):
+                f.restore(v)
+        return f
 
-    @pipe.app.on_partitions_revoked.connect
-    async def forget(app_: Any, revoked: set[Any], **_: Any) -> None:
-        for tp in revoked:
-            if tp.topic == source.get_topic_name():
-                flows.pop(tp.partition, None)
-
-    @pipe.app.agent(source, name="track_incidents")
-    async def track_incidents(stream: StreamT) -> None:
-        async for events in stream.noack_take(s.batch_size, within=s.batch_within_s):
-            await _process(events)
-            for ev in events:
-                await stream.ack(ev)
-            m_in.inc(len(events))
+    table = raw_table(pipe, "incident_cases")
+    flows = PartitionModels(pipe, source, table, build)
+    pipe.state["incident_flows"] = flows.models
 
     async def _process(events: list[EventT]) -> None:
-        by_partition: dict[int, list[EventT]] = defaultdict(list)
-        for ev in events:
-            by_partition[ev.message.partition].append(ev)
         rows: list[Record] = []
         reports: list[Record] = []
         dead: list[tuple[Any, DeadLetter]] = []
         entries: list[Entry] = []
         marks: list[Entry] = []
         newest = 0
-        for p, evs in sorted(by_partition.items()):
-            flow = flow_for(p)
+        for p, evs in by_partition(events):
+            flow = flows[p]
             flow.push([Message(ev.value, ev.message.key.decode("utf-8", "replace") if ev.message.key else None,
                                ev.message.offset) for ev in evs])  # fmt: skip
             out = flow.drain()
@@ -116,6 +97,8 @@ def register(pipe: Pipeline) -> None:
         await persist(table, entries + marks, s.changelog_end_markers)
         if newest:
             m_lag.set(time.time() - newest / 1000)  # wall clock: a metric, not logic
+
+    register_batch_agent(pipe, source, "track_incidents", _process)
 
     def _dead_letters(p: int, out: Outbox, batch: dict[int, EventT]) -> list[tuple[Any, DeadLetter]]:
         """Dead letters with a stand-in for the source event (a reject may come from an earlier batch)."""

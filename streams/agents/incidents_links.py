@@ -11,19 +11,18 @@ from __future__ import annotations
 __all__ = ["register"]
 
 import asyncio
-from collections import defaultdict
-from typing import Any
 
 import orjson
-from faust.types import EventT, StreamT
+from faust.types import EventT
 
 from models.gps import DeadLetter
 from models.incidents.linking import ReportLinker
-from streams.agents.incidents_send import Record, send_records
 from streams.agents.incidents_setup import incident_setup
 from streams.app import Pipeline
+from streams.batches import Record, send_records
 from streams.deadletters import send_dead_letters
-from streams.state import END_MARKER, Entry, persist, raw_table
+from streams.partitioned import PartitionModels, by_partition, register_batch_agent
+from streams.state import Entry, persist, raw_table
 
 _REPORT = ("case_id", "ts", "category", "subcategory", "lat", "lon")
 
@@ -39,45 +38,25 @@ def register(pipe: Pipeline) -> None:
     s = pipe.settings
     setup = incident_setup(s)
     source = pipe.topic("incident.reports")
-    table = raw_table(pipe, "incident_links")
-    linkers: dict[int, ReportLinker] = {}
     outcomes = pipe.metrics.incident_events
-    m_in = pipe.metrics.records_in.labels(topic=source.get_topic_name())
 
-    def linker_for(p: int) -> ReportLinker:
-        """The linker of partition ``p``, rebuilt from the recovered table on first use."""
-        if p not in linkers:
-            lk = setup.report_linker(p)
-            for k, v in table.data.items():
-                if v and k != END_MARKER and (k == _fr_key(p) or not k.startswith(b"~")):
-                    lk.restore(v)
-            linkers[p] = lk
-        return linkers[p]
+    def build(p: int, entries: list[tuple[bytes, bytes]]) -> ReportLinker:
+        """The linker of partition ``p`` from the recovered state (its keys and upstream frontiers)."""
+        lk = setup.report_linker(p)
+        for k, v in entries:
+            if k == _fr_key(p) or not k.startswith(b"~"):
+                lk.restore(v)
+        return lk
 
-    @pipe.app.on_partitions_revoked.connect
-    async def forget(app_: Any, revoked: set[Any], **_: Any) -> None:
-        for tp in revoked:
-            if tp.topic == source.get_topic_name():
-                linkers.pop(tp.partition, None)
-
-    @pipe.app.agent(source, name="link_duplicates")
-    async def link_duplicates(stream: StreamT) -> None:
-        async for events in stream.noack_take(s.batch_size, within=s.batch_within_s):
-            await _process(events)
-            for ev in events:
-                await stream.ack(ev)
-            m_in.inc(len(events))
+    linkers = PartitionModels(pipe, source, raw_table(pipe, "incident_links"), build)
 
     async def _process(events: list[EventT]) -> None:
-        by_partition: dict[int, list[EventT]] = defaultdict(list)
-        for ev in events:
-            by_partition[ev.message.partition].append(ev)
         rows: list[Record] = []
         entries: list[Entry] = []
         marks: list[Entry] = []
         bad: list[tuple[EventT, DeadLetter]] = []
-        for p, evs in sorted(by_partition.items()):
-            lk = linker_for(p)
+        for p, evs in by_partition(events):
+            lk = linkers[p]
             for ev in evs:
                 try:  # written by track_incidents, but a stray producer must not crash the agent
                     msg = orjson.loads(ev.value)
@@ -101,4 +80,6 @@ def register(pipe: Pipeline) -> None:
         futures += await send_dead_letters(pipe, bad)
         await asyncio.gather(*futures)
         # One write: within a changelog partition Kafka keeps the order, so the marks land after the entries.
-        await persist(table, entries + marks, s.changelog_end_markers)
+        await persist(linkers.table, entries + marks, s.changelog_end_markers)
+
+    register_batch_agent(pipe, source, "link_duplicates", _process)

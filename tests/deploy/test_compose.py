@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from citystream.config import Settings
+from citystream.config import DEV_PHONE_HASH_KEY, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -39,8 +39,12 @@ def test_worker_environment_is_valid_settings() -> None:
     fields = set(Settings.model_fields)
     for key in env:
         assert key.startswith("CITYSTREAM_") and key.removeprefix("CITYSTREAM_").lower() in fields, key
+    # ${VAR:-default} takes its default; ${VAR:?message} is required: compose refuses to start without it
+    assert re.fullmatch(r"\$\{CITYSTREAM_PHONE_HASH_KEY:\?[^}]+\}", env["CITYSTREAM_PHONE_HASH_KEY"])
     resolved = {k.removeprefix("CITYSTREAM_").lower(): re.sub(r"\$\{(\w+):-([^}]*)\}", r"\2", str(v)) for k, v in env.items()}
+    resolved["phone_hash_key"] = "a-production-secret"
     s = Settings(**resolved)
+    assert s.phone_hash_key.get_secret_value() != DEV_PHONE_HASH_KEY
     assert s.broker_bootstrap == "kafka:9092"
     assert not s.embedded_clickhouse and s.clickhouse_dsn.endswith("@clickhouse:8123/citystream")
     assert s.changelog_end_markers is False  # Apache Kafka needs no Tansu workaround

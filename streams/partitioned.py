@@ -1,0 +1,71 @@
+"""What the keyed batch agents share: one model per source partition, rebuilt from the agent's state table on
+first use and forgotten when the partition is revoked (its next owner rebuilds it from the changelog), and the
+agent loop (take a batch without acking, process it, ack once its outputs are delivered and its state written).
+"""
+
+from __future__ import annotations
+
+__all__ = ["PartitionModels", "by_partition", "register_batch_agent"]
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+from faust.types import EventT, StreamT
+
+from streams.app import Pipeline
+from streams.state import END_MARKER
+
+M = TypeVar("M")
+
+
+class PartitionModels(Generic[M]):
+    """``models[p]``: partition ``p``'s model, built by ``build(p, entries)`` on first use, where ``entries``
+    are the recovered ``(key, value)`` state entries of the table (all assigned partitions: a model keeps
+    its own)."""
+
+    def __init__(self, pipe: Pipeline, source: Any, table: Any,
+                 build: Callable[[int, list[tuple[bytes, bytes]]], M]) -> None:
+        self.table, self.build = table, build
+        self.models: dict[int, M] = {}
+        topic = source.get_topic_name()
+
+        @pipe.app.on_partitions_revoked.connect
+        async def forget(app_: Any, revoked: set[Any], **_: Any) -> None:
+            for tp in revoked:
+                if tp.topic == topic:
+                    self.models.pop(tp.partition, None)
+
+        self._forget = forget  # the signal may hold it weakly
+
+    def __getitem__(self, p: int) -> M:
+        if p not in self.models:
+            entries = [(k, v) for k, v in self.table.data.items() if v and k != END_MARKER]
+            self.models[p] = self.build(p, entries)
+        return self.models[p]
+
+
+def by_partition(events: list[EventT]) -> list[tuple[int, list[EventT]]]:
+    """The events grouped by source partition, in partition order (arrival order within one)."""
+    groups: dict[int, list[EventT]] = defaultdict(list)
+    for ev in events:
+        groups[ev.message.partition].append(ev)
+    return sorted(groups.items())
+
+
+def register_batch_agent(pipe: Pipeline, source: Any, name: str,
+                         process: Callable[[list[EventT]], Awaitable[None]]) -> None:
+    """Add agent ``name`` on ``source``: batches of up to ``CITYSTREAM_BATCH_SIZE`` events go to ``process``,
+    which returns once the batch's outputs are delivered and its state is written; then the events are acked."""
+    s = pipe.settings
+    m_in = pipe.metrics.records_in.labels(topic=source.get_topic_name())
+
+    async def agent(stream: StreamT) -> None:
+        async for events in stream.noack_take(s.batch_size, within=s.batch_within_s):
+            await process(events)
+            for ev in events:
+                await stream.ack(ev)
+            m_in.inc(len(events))
+
+    agent.__name__ = agent.__qualname__ = name
+    pipe.app.agent(source, name=name)(agent)
