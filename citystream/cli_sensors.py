@@ -85,9 +85,12 @@ def register(app: typer.Typer, settings_of: Any) -> None:
         hours: Annotated[float, typer.Option(help="Hours of telemetry to simulate.")] = 6.0,
         sensors: Annotated[int, typer.Option(help="Sensors to simulate.")] = 200,
         seed: Annotated[int, typer.Option(help="Simulator seed.")] = 3,
+        end_to_end: Annotated[bool, typer.Option(help="Also run the feed through the embedded broker, the "
+                                                      "worker's agents and chDB, timed until every reading is a "
+                                                      "ClickHouse row.")] = True,
     ) -> None:
         """Readings/s through decode + validate + rules + model + alerts (the agent's per-reading path, in
-        process), and pickled bytes per sensor model."""
+        process) and end to end (embedded broker → agents → ClickHouse rows), and bytes per sensor model."""
         import gzip
         import pickle
 
@@ -115,4 +118,18 @@ def register(app: typer.Typer, settings_of: Any) -> None:
         table.add_row("bytes per sensor state, median", f"{sizes[len(sizes) // 2]:,}")
         table.add_row("bytes per sensor state, max", f"{sizes[-1]:,}")
         table.add_row("10,000 sensors (max), MB", f"{sizes[-1] * 10_000 / 1e6:.1f}")
+        if end_to_end:
+            from citystream.e2e_bench import run_end_to_end
+            from replay.recording import Recording
+
+            rows = sum(len(r.metrics) for key, value in raw if isinstance(r := decode_reading(value, key), Reading))
+            e2e = run_end_to_end(settings_of(metrics_port=0), Recording.open(rec), ["sensor_telemetry"], workdir=rec.parent,
+                                 progress_sql="SELECT count() FROM sensor_readings", done=lambda c: c[0] >= rows,
+                                 rows_sql="SELECT (SELECT count() FROM sensor_readings FINAL), "
+                                          "(SELECT count() FROM sensor_alerts FINAL)",
+                                 console=console, what=f"{len(raw):,} readings")
+            table.add_row("replay --speed max into Tansu, readings/s", f"{len(raw) / e2e.produce_s:,.0f}")
+            table.add_row("end to end (broker → agents → ClickHouse), readings/s",
+                          f"{len(raw) / e2e.total_s:,.0f} ({len(raw):,} in {e2e.total_s:.1f} s)")
+            table.add_row("rows stored (sensor_readings, sensor_alerts)", ", ".join(f"{r:,}" for r in e2e.rows))
         console.print(table)
