@@ -55,10 +55,14 @@ def register(app: typer.Typer, settings_of: typer.models.CommandFunctionType) ->
         loop: Annotated[int, typer.Option(help="Play the recording this many times, event times shifted each pass; 0 = forever.")] = 1,
         feeds: Annotated[str | None, typer.Option(help="Comma-separated feeds to replay (default: all).")] = None,
         broker_url: Annotated[str | None, typer.Option("--broker", help="Kafka URL (CITYSTREAM_BROKER).")] = None,
+        end_heartbeat: Annotated[bool, typer.Option(
+            help="After a finite replay, announce the end of its event time (--to, or the recording's last event) "
+                 "with a heartbeat on every partition of incident.events, so the case stream releases the last "
+                 "cases instead of waiting for later events.")] = True,
     ) -> None:
         """Produce a recording into Kafka: keys kept, each message timestamped with its event time, the recorded
         inter-arrival timing kept (scaled by --speed). Streams the files: memory stays flat on any size."""
-        from replay.produce import ReplayStats, produce_recording
+        from replay.produce import HEARTBEAT_FEEDS, ReplayStats, announce_end, produce_recording
         from replay.recording import Recording, RecordingError
         from streams.topics import ensure_topics
 
@@ -89,6 +93,11 @@ def register(app: typer.Typer, settings_of: typer.models.CommandFunctionType) ->
                 lambda feed: settings.topic(FEEDS[feed]), speed=factor, loop_count=loop or None,
                 progress=on_progress,
             )
+        ends = [f for f in HEARTBEAT_FEEDS if f in (chosen or rec.feeds)]
+        if end_heartbeat and loop == 1 and ends and stats.last_ts is not None:
+            end_ts = _time_option(to) or rec.last_ts or stats.last_ts  # --to is exclusive: all before it was sent
+            announce_end(settings.broker_bootstrap, [settings.topic(FEEDS[f]) for f in ends], settings.partitions,
+                         end_ts, stats)
         rate = stats.total / stats.seconds if stats.seconds else 0.0
         console.print(f"replayed {stats.total:,} messages in {stats.seconds:.1f}s ({rate:,.0f} msg/s) to "
                       + ", ".join(f"{t} {n:,}" for t, n in sorted(stats.sent.items())))

@@ -7,16 +7,16 @@ the recording is streamed, never loaded.
 
 from __future__ import annotations
 
-__all__ = ["ReplayStats", "produce_recording", "make_producer", "produce_batched"]
+__all__ = ["ReplayStats", "produce_recording", "make_producer", "produce_batched", "announce_end", "HEARTBEAT_FEEDS"]
 
 import asyncio
-
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from kafka import KafkaProducer
 
 from replay.play import Pacer, schedule
@@ -43,6 +43,27 @@ class ReplayStats:
     @property
     def total(self) -> int:
         return sum(self.sent.values())
+
+
+#: Feeds whose stream applies events in event-time order once its watermark passed them, and takes heartbeats
+#: (``{"heartbeat": true, "ts": ...}`` on every partition) to move the watermark on a quiet partition.
+HEARTBEAT_FEEDS: tuple[str, ...] = ("incident_events",)
+
+
+def announce_end(bootstrap: str, topics: Iterable[str], partitions: int, ts_ms: int, stats: ReplayStats) -> None:
+    """After a finite replay: a heartbeat at ``ts_ms`` (the end of the replayed event time) on every partition
+    of ``topics``, so the stream releases the recording's last events instead of waiting for later ones.
+    Their offsets join ``stats.end_offsets``."""
+    producer = make_producer(bootstrap)
+    beat = orjson.dumps({"heartbeat": True, "ts": ts_ms})
+    try:
+        for topic in topics:
+            for q in range(partitions):
+                producer.send(topic, value=beat, partition=q, timestamp_ms=ts_ms).add_callback(stats._acked)
+                stats.sent[topic] = stats.sent.get(topic, 0) + 1
+        producer.flush()
+    finally:
+        producer.close()
 
 
 def make_producer(bootstrap: str) -> KafkaProducer:

@@ -105,3 +105,31 @@ def test_real_dcic_lock_events_are_consumed_without_dead_letters(stack: Stack, t
     n, dead = _import_and_run(stack, [SHARED_LOCKS], tmp_path)
     assert dead == []
     assert n > 38_000  # 38,468 lock events; a bike locked twice in the same minute is one fix (same bike, same ts)
+
+
+def test_replay_command_announces_the_end_on_every_incident_partition(stack: Stack, small_recording: Recording) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import orjson
+    from kafka import KafkaConsumer, TopicPartition
+
+    env = {**os.environ, "CITYSTREAM_TOPIC_PREFIX": stack.prefix, "CITYSTREAM_PARTITIONS": str(stack.partitions)}
+    subprocess.run([sys.executable, "-m", "citystream.cli", "replay", str(small_recording.path), "--feeds",
+                    "incident_events", "--broker", stack.broker_url], env=env, check=True, timeout=120,
+                   capture_output=True)
+    consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest")
+    tps = [TopicPartition(stack.topic("incident.events"), p) for p in range(stack.partitions)]
+    consumer.assign(tps)
+    last: dict[int, dict] = {}
+    cases = 0
+    while batch := consumer.poll(timeout_ms=1500):
+        for tp, msgs in batch.items():
+            for m in msgs:
+                doc = orjson.loads(m.value)
+                last[tp.partition] = doc
+                cases += "case_id" in doc
+    consumer.close()
+    assert cases == small_recording.manifest["feeds"]["incident_events"]["records"]
+    assert last == {p: {"heartbeat": True, "ts": small_recording.last_ts} for p in range(stack.partitions)}
