@@ -10,13 +10,15 @@ __all__ = ["ParametricDetector"]
 import math
 from typing import Any
 
+from river import base
+
 from models.anomaly.parametric_state import ParametricState
 from models.anomaly.timebase import SHANGHAI_OFFSET_MS, local_hour, ts_ms
 
 _TESTS = ("point", "cusum", "stuck")
 
 
-class ParametricDetector:
+class ParametricDetector(base.AnomalyDetector):
     """Scores readings of one sensor in [0, 1]; river's ``learn_one``/``score_one`` API.
 
     ``x`` holds ``"ts"`` (aware datetime or epoch ms) and one or more numeric metrics (univariate:
