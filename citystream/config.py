@@ -155,4 +155,4 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment, then apply explicit overrides (CLI options)."""
     # pydantic-settings gives init arguments priority over the environment, and validates both.
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]  # validated

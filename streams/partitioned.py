@@ -30,7 +30,7 @@ class PartitionModels(Generic[M]):
         self.models: dict[int, M] = {}
         topic = source.get_topic_name()
 
-        @pipe.app.on_partitions_revoked.connect
+        @pipe.app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust stub: async receivers work
         async def forget(app_: Any, revoked: set[Any], **_: Any) -> None:
             for tp in revoked:
                 if tp.topic == topic:
@@ -61,7 +61,8 @@ def register_batch_agent(pipe: Pipeline, source: Any, name: str,
     m_in = pipe.metrics.records_in.labels(topic=source.get_topic_name())
 
     async def agent(stream: StreamT) -> None:
-        async for events in stream.noack_take(s.batch_size, within=s.batch_within_s):
+        async for events in stream.noack_take(  # type: ignore[attr-defined]  # in Faust, not in its stub
+                s.batch_size, within=s.batch_within_s):
             await process(events)
             for ev in events:
                 await stream.ack(ev)

@@ -27,7 +27,7 @@ Entry = tuple[int, bytes, bytes | None]
 def raw_table(pipe: Pipeline, name: str) -> Any:
     """A table of bytes keys and values, co-partitioned with the agents' topics."""
     table = pipe.app.Table(name, key_type=bytes, value_type=bytes, partitions=pipe.settings.partitions)
-    table.key_serializer = table.value_serializer = "raw"  # before the changelog topic is first built
+    table.key_serializer = table.value_serializer = "raw"  # type: ignore[attr-defined]  # before the changelog is built
     return table
 
 

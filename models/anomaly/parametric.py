@@ -114,13 +114,13 @@ class ParametricDetector(base.AnomalyDetector):
                 best, name = p, metric
         return name
 
-    def score_one(self, x: dict[str, Any]) -> float:
+    def score_one(self, x: dict[Any, Any]) -> float:
         """Anomaly score of ``x`` in [0, 1] before learning it; ``x`` is not modified."""
         p = min(self.pvalues(x).values())
         n_tests = 3 * max(1, len(self.metrics)) + 1
         return math.exp(-self.horizon * min(1.0, p * n_tests))
 
-    def learn_one(self, x: dict[str, Any]) -> None:
+    def learn_one(self, x: dict[Any, Any]) -> None:
         """Learn reading ``x`` (see :meth:`ParametricState.learn`)."""
         ms = ts_ms(x)
         anomalous = self.score_one(x) > 0.5
@@ -138,11 +138,6 @@ class ParametricDetector(base.AnomalyDetector):
             m.learn(v, h, anomalous)
         self.last_ms = ms if self.last_ms is None else max(self.last_ms, ms)
         self.n += 1
-
-    def clone(self) -> ParametricDetector:
-        """A fresh detector with the same parameters (river's ``clone``)."""
-        return ParametricDetector(self.span, self.k, self.horizon, self.warmup, self.gap_rate, self.utc_offset_ms,
-                                  self.seed)
 
     def __getstate__(self) -> dict[str, Any]:
         return {s: getattr(self, s) for s in self.__slots__}

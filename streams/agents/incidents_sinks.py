@@ -59,7 +59,8 @@ def register(pipe: Pipeline) -> None:
     @pipe.app.agent(source, name="store_incident_updates")
     async def store_incident_updates(stream: StreamT) -> None:
         nonlocal current
-        async for events in stream.noack_take(s.sink_batch_size, within=s.sink_within_s):
+        async for events in stream.noack_take(  # type: ignore[attr-defined]  # in Faust, not in its stub
+                s.sink_batch_size, within=s.sink_within_s):
             current = {(e.message.topic, e.message.partition, e.message.offset): e for e in events}
             bad = []
             for ev in events:

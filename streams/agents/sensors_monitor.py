@@ -17,14 +17,15 @@ from collections import defaultdict
 from typing import Any
 
 import orjson
-from faust.types import EventT, StreamT
+from faust.types import EventT
 
 from models.gps import DeadLetter
 from models.sensors import Invalid, MonitorConfig, decode_reading
 from models.sensors.partition import PartitionMonitors
 from streams.app import Pipeline
 from streams.deadletters import send_dead_letters
-from streams.state import END_MARKER, Entry, persist, raw_table
+from streams.partitioned import PartitionModels, register_batch_agent
+from streams.state import Entry, persist, raw_table
 
 
 def register(pipe: Pipeline) -> None:
@@ -32,33 +33,17 @@ def register(pipe: Pipeline) -> None:
     source = pipe.topic("sensor.telemetry")
     readings_t, alerts_t, incidents_t = pipe.topic("sensor.readings"), pipe.topic("sensor.alerts"), pipe.topic(
         "incident.events")
-    table = raw_table(pipe, "sensor_monitors")
     cfg = MonitorConfig()
-    parts: dict[int, PartitionMonitors] = {}
-    pipe.state["sensor_partitions"] = parts
     outcome = pipe.metrics.sensor_readings
 
-    def partition(p: int) -> PartitionMonitors:
-        """The monitors of partition ``p``, rebuilt from the recovered table on first use."""
-        if p not in parts:
-            prefix = f"{p}|".encode()
-            parts[p] = PartitionMonitors(cfg, (pickle.loads(v) for k, v in table.data.items()
-                                               if v and k != END_MARKER and k.startswith(prefix)))
-        return parts[p]
+    def build(p: int, entries: list[tuple[bytes, bytes]]) -> PartitionMonitors:
+        """The monitors of partition ``p`` from the recovered state (keys ``<partition>|<sensor>``)."""
+        prefix = f"{p}|".encode()
+        return PartitionMonitors(cfg, (pickle.loads(v) for k, v in entries if k.startswith(prefix)))
 
-    @pipe.app.on_partitions_revoked.connect
-    async def forget(app_: Any, revoked: set[Any], **_: Any) -> None:
-        for tp in revoked:
-            if tp.topic == source.get_topic_name():
-                parts.pop(tp.partition, None)
-
-    @pipe.app.agent(source, name="monitor_sensors")
-    async def monitor_sensors(stream: StreamT) -> None:
-        async for events in stream.noack_take(s.batch_size, within=s.batch_within_s):
-            await _process(events)
-            for ev in events:
-                await stream.ack(ev)
-            pipe.metrics.records_in.labels(topic=source.get_topic_name()).inc(len(events))
+    table = raw_table(pipe, "sensor_monitors")
+    parts = PartitionModels(pipe, source, table, build)
+    pipe.state["sensor_partitions"] = parts.models
 
     async def _process(events: list[EventT]) -> None:
         dead: list[tuple[EventT, DeadLetter]] = []
@@ -70,7 +55,7 @@ def register(pipe: Pipeline) -> None:
             if isinstance(r, Invalid):
                 dead.append((ev, DeadLetter(r.reason, r.detail, -1, ev.value or b"")))
                 continue
-            up = partition(p).process(r)
+            up = parts[p].process(r)
             if up.score is None:
                 outcome.labels(outcome="stale").inc()
             else:
@@ -91,5 +76,7 @@ def register(pipe: Pipeline) -> None:
             futures.append(await readings_t.send(key=str(p).encode(), value=orjson.dumps(rs), partition=p,
                                                  timestamp=max(r["ts_ms"] for r in rs) / 1000, force=True))
         entries: list[Entry] = [(p, f"{p}|{m.sensor_id}".encode(), pickle.dumps(m, protocol=5))
-                                for p, pm in parts.items() for m in pm.take_changed()]
+                                for p, pm in parts.models.items() for m in pm.take_changed()]
         await persist(table, entries, s.changelog_end_markers, also=futures)
+
+    register_batch_agent(pipe, source, "monitor_sensors", _process)
