@@ -64,6 +64,7 @@ class PipelineRun:
     violation_rows: int
     fix_rows: int
     workdir: Path
+    peak_rss_mb: float = 0.0  # the worker process's peak resident memory (VmHWM)
 
     @property
     def fixes_per_s(self) -> float:
@@ -112,6 +113,11 @@ def _run(settings: Settings, rec: Recording, timeout_s: float) -> tuple[Pipeline
                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             try:
                 t0, t1, m = _wait(proc, port, fixes, timeout_s)
+                peak_mb = _peak_rss_mb(proc.pid)
+                crashed = [line for line in (work / "worker.log").read_text("utf-8", "replace").splitlines()
+                           if "Crashed reason=" in line]
+                if crashed:  # a crashed agent stops acking: "idle" would pass for drained
+                    raise RuntimeError(f"an agent crashed: {crashed[0][-300:]}")
             finally:
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)
@@ -120,8 +126,19 @@ def _run(settings: Settings, rec: Recording, timeout_s: float) -> tuple[Pipeline
                     except subprocess.TimeoutExpired:
                         proc.kill()
     run = PipelineRun(fixes, stats.total, t1 - t0, int(_sum(m, "citystream_sink_rows_total", table="bike_violations")),
-                      int(_sum(m, "citystream_sink_rows_total", table="bike_fixes")), work)
+                      int(_sum(m, "citystream_sink_rows_total", table="bike_fixes")), work, peak_mb)
     return run, dsn
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """Peak resident memory of a process in MB (Linux ``VmHWM``; 0 where unavailable)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def _wait(proc: subprocess.Popen[bytes], port: int, fixes: int, timeout_s: float) -> tuple[float, float, dict]:

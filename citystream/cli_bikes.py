@@ -91,7 +91,8 @@ def register(app: typer.Typer, settings_of: Any) -> None:
                 run = pipeline_throughput(settings, rec)
             table.add_row(f"end to end, {mode}", f"{run.fixes_per_s:,.0f} fixes/s",
                           f"{run.fixes:,} fixes in {run.messages:,} messages, {run.seconds:.1f} s; "
-                          f"{run.violation_rows:,} violation rows, {run.fix_rows:,} fix rows")
+                          f"{run.violation_rows:,} violation rows, {run.fix_rows:,} fix rows; "
+                          f"worker peak RSS {run.peak_rss_mb:,.0f} MB")
         with console.status("supervisor alone (in-process)"):
             rate, n = supervisor_throughput(settings)
         table.add_row("supervisor model alone", f"{rate:,.0f} fixes/s", f"{n:,} fixes, batches of 5,000, vectorized")

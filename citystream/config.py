@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(2000, ge=1, description="Max messages an agent takes per batch.")
     batch_within_s: float = Field(0.25, gt=0, description="Max seconds an agent waits to fill a batch.")
+    ingest_batch_size: int = Field(
+        20000, ge=1, description="Max messages the GPS ingest stage (a plain consumer) reads, handles and commits at once.",
+    )
     sink_batch_size: int = Field(5000, ge=1, description="Max messages a sink takes per ClickHouse insert.")
     sink_within_s: float = Field(1.0, gt=0, description="Max seconds a sink buffers before inserting.")
     sink_max_retries: int = Field(8, ge=0, description="Insert retries on transient errors (capped backoff).")
@@ -98,7 +101,8 @@ class Settings(BaseSettings):
         description="Fleet quota per operator: distinct active bikes per local day (JSON object).",
     )
     bike_idle_source_s: float = Field(
-        30.0, gt=0, description="Fence and fleet counts wait for every bike partition's event time; one silent this long is skipped.",
+        300.0, gt=0, description="Fence and fleet counts wait for every bike partition's event time; one silent this long "
+        "(wall time) is skipped. Long, so a busy partition delayed by a restart or load is never taken for idle.",
     )
     log_level: str = Field("warning", description="Worker log level.")
     # -- incidents (city-management cases) --

@@ -24,10 +24,11 @@ from citystream.config import Role, Settings
 from citystream.embedded import TansuBroker
 from citystream.summary import collect, render
 from citystream.worker import BoundedWorker, build
-from replay.produce import ReplayStats, produce_recording
+from replay.produce import HEARTBEAT_FEEDS, ReplayStats, announce_end, produce_recording
 from replay.recording import Recording
 from streams.agents.monitor import consumer_lags, read_to_end
 from streams.app import Pipeline
+from streams.ingest import ingests
 from streams.topics import FEEDS
 
 
@@ -39,14 +40,15 @@ def drained(pipe: Pipeline, produced: dict[tuple[str, int], int], idle_s: float 
     although every message was processed and stored.
     """
     consumer: Any = pipe.app.consumer
-    consumed = {tp.topic for tp in consumer.assignment()}
+    consumed = {tp.topic for tp in consumer.assignment()} | {i.topic for i in ingests(pipe)}
     read = {(tp.topic, tp.partition): off for tp, off in consumer._read_offset.items() if off is not None}
+    read.update({(tp.topic, tp.partition): off for i in ingests(pipe) for tp, off in i.read.items()})
     if any(read.get(tp, -1) < last for tp, last in produced.items() if tp[0] in consumed):
         return False
     if all(lag == 0 for lag in consumer_lags(pipe).values()):
         return True
     clock = pipe.state.get("ack_clock")
-    return read_to_end(pipe) and clock is not None and time.monotonic() - clock.last_ack >= idle_s
+    return read_to_end(pipe) and clock is not None and clock.idle_s() >= idle_s
 
 
 async def wait_drained(pipe: Pipeline, produced: dict[tuple[str, int], int], *, stable_s: float = 3.0,
@@ -148,6 +150,9 @@ async def _drive(pipe: Pipeline, broker: TansuBroker, rec: Recording, speed: flo
             produce_recording, broker.bootstrap, rec.merged(), lambda feed: pipe.settings.topic(FEEDS[feed]), speed=speed,
             progress=on_progress,
         )
+        if rec.last_ts is not None:  # the recording is over: the case stream may release its last cases
+            ends = [pipe.settings.topic(FEEDS[f]) for f in HEARTBEAT_FEEDS if f in rec.feeds]
+            await asyncio.to_thread(announce_end, broker.bootstrap, ends, pipe.settings.partitions, rec.last_ts, stats)
 
         async def tick() -> None:
             rows = await pipe.clickhouse.acall(  # type: ignore[union-attr]

@@ -10,8 +10,12 @@ state make the counts exact without broker transactions:
 - per window (:class:`Window`, one per minute and zone): the counts and the offset of the last message
   that changed them. A message re-delivered after a crash (offset <= ``last_offset``) does not count twice.
 
-The caller persists the changed state (window first, then bike: see ``docs/architecture.md``) and emits one
-upsert row per touched window, versioned by ``last_offset``.
+The caller persists the changed state (window first, then bike, as :meth:`ZoneMinuteCounter.bike_bytes`: see
+``docs/architecture.md``) and emits one upsert row per touched window, versioned by ``last_offset``.
+
+:meth:`ZoneMinuteCounter.process` gives exactly the result of applying the fixes one by one in message order
+(``tests/models/test_zone_counts_fast.py`` checks it against that loop), but takes a bike's fixes together and
+counts windows with numpy.
 """
 
 from __future__ import annotations
@@ -30,7 +34,11 @@ MINUTE_MS = 60_000
 
 @dataclass(slots=True)
 class BikeSeen:
-    """What a counter remembers of one bike: newest fix, recent fixes, recently counted windows."""
+    """What a counter remembers of one bike: newest fix, recent fixes, recently counted windows.
+
+    ``counted`` may hold windows past the bike's lateness horizon (they never match again) until
+    :meth:`ZoneMinuteCounter.trim`.
+    """
 
     last_ts: int
     recent: list[int] = field(default_factory=list)
@@ -107,58 +115,173 @@ class ZoneMinuteCounter:
         self.bikes: dict[str, BikeSeen] = {}
         self.windows: dict[tuple[int, str], Window] = {}
         self.watermark = 0
+        self._trim_at = 2 * (lateness_ms // MINUTE_MS) + 16  # see trim()
 
     def process(self, offset: int, batch: FixBatch, zones: np.ndarray) -> BatchOutcome:
-        """Apply the fixes of the message at ``offset`` (in message order) and report what changed."""
+        """Apply the fixes of the message at ``offset`` (in message order) and report what changed.
+
+        Bikes are independent, so the fixes are grouped by bike (each bike's in message order). A bike whose
+        fixes are strictly increasing and all newer than its newest fix (the common case) has no duplicate and
+        no late fix but those of expired windows, and is taken in one step; any other bike is replayed fix by
+        fix. Windows are then counted with numpy.
+        """
         out = BatchOutcome()
-        # Windows already changed by this very offset before a crash must not count again; windows first
-        # touched in this call may take several fixes of the same message.
-        fresh: set[tuple[int, str]] = set()
-        lateness, expired_before = self.lateness_ms, self.watermark - self.horizon_ms
-        for bike_id, ts, zone, locked in zip(batch.bike_id, batch.ts.tolist(), zones.tolist(),
-                                             batch.locked.tolist(), strict=True):
-            seen = self.bikes.get(bike_id)
-            minute = ts - ts % MINUTE_MS
-            if seen is not None:
-                if ts in seen.recent:
-                    out.duplicate += 1
-                    continue
-                if ts < seen.last_ts - lateness:
+        n = len(batch)
+        if n == 0:
+            return out
+        ts = batch.ts
+        minute = ts - ts % MINUTE_MS
+        expired = minute + MINUTE_MS <= self.watermark - self.horizon_ms  # windows past the horizon
+        fix_keys = list(zip(minute.tolist(), zones.tolist(), strict=True))
+        keys = list(dict.fromkeys(fix_keys))  # the windows, in order of first fix (dicts: cheaper than np.unique)
+        win = np.fromiter(map({k: i for i, k in enumerate(keys)}.__getitem__, fix_keys), np.int64, n)
+        new_bikes = [0] * len(keys)
+        bike_code = {b: i for i, b in enumerate(dict.fromkeys(batch.bike_id))}  # in order of first fix
+        codes = np.fromiter(map(bike_code.__getitem__, batch.bike_id), np.int64, n)
+        order = np.argsort(codes, kind="stable")  # by bike, then message order
+        sorted_code, sorted_ts = codes[order], ts[order]
+        same = sorted_code[1:] == sorted_code[:-1]
+        disordered = set(sorted_code[1:][same & (sorted_ts[1:] <= sorted_ts[:-1])].tolist())
+        ends = [*(np.flatnonzero(~same) + 1).tolist(), n]
+        ts_l, win_l, late_l = sorted_ts.tolist(), win[order].tolist(), expired[order].tolist()
+        any_late = bool(expired.any())
+        accepted: list[int] = []  # positions in ``order``
+        lateness, keep, trim_at = self.lateness_ms, self.ring - 1, self._trim_at
+        for code, (bike_id, seen, start, end) in enumerate(
+                zip(bike_code, map(self.bikes.get, bike_code), [0, *ends[:-1]], ends, strict=True)):
+            t = ts_l[start]
+            if end - start == 1 and (seen is None or t > seen.last_ts):  # one fix, newer: the common case
+                if any_late and late_l[start]:
                     out.late += 1
                     continue
-            if minute + MINUTE_MS <= expired_before:
+                w = win_l[start]
+                if seen is None:
+                    self.bikes[bike_id] = BikeSeen(t, [t], [keys[w]])
+                    new_bikes[w] += 1
+                else:
+                    horizon = t - lateness
+                    recent = [x for x in seen.recent if x >= horizon][-keep:]
+                    recent.append(t)
+                    seen.recent, seen.last_ts = recent, t
+                    if keys[w] not in seen.counted:
+                        seen.counted.append(keys[w])
+                        new_bikes[w] += 1
+                        if len(seen.counted) > trim_at:
+                            self.trim(seen)
+                accepted.append(start)
+                continue
+            if code not in disordered and (seen is None or t > seen.last_ts):  # increasing, all newer
+                taken = [j for j in range(start, end) if not late_l[j]]
+                out.late += end - start - len(taken)
+                if not taken:
+                    continue
+                if seen is None:
+                    seen = self.bikes[bike_id] = BikeSeen(ts_l[taken[0]])
+                self._remember_newer(seen, [ts_l[j] for j in taken])
+            else:
+                seen, taken = self._replay(bike_id, seen, ts_l, range(start, end), late_l, out)
+                if not taken:
+                    continue
+            counted = seen.counted  # type: ignore[union-attr]
+            for j in taken:
+                w = win_l[j]
+                if keys[w] not in counted:
+                    counted.append(keys[w])
+                    new_bikes[w] += 1
+            if len(counted) > trim_at:
+                self.trim(seen)  # type: ignore[arg-type]
+            accepted += taken
+        if accepted:
+            idx = order[accepted]
+            out.bikes.update(bike_code if len(accepted) == n else map(batch.bike_id.__getitem__, idx.tolist()))
+            self._count_windows(offset, idx, win, batch, keys, new_bikes, out)
+        return out
+
+    def trim(self, seen: BikeSeen) -> BikeSeen:
+        """Drop the windows a bike can no longer count (older than its lateness horizon); returns ``seen``.
+
+        Pure housekeeping (such windows never match again), done lazily: before persisting, and when the list
+        grows long. Trimmed, the state is the same as if it were trimmed after every fix.
+        """
+        horizon = seen.last_ts - self.lateness_ms
+        floor = horizon - horizon % MINUTE_MS
+        if seen.counted and min(seen.counted)[0] < floor:
+            seen.counted = [k for k in seen.counted if k[0] >= floor]
+        return seen
+
+    def bike_bytes(self, bike_id: str, partition: int) -> bytes:
+        """The persisted form of one bike's state (trimmed)."""
+        return self.trim(self.bikes[bike_id]).to_bytes(partition)
+
+    def _replay(self, bike_id: str, seen: BikeSeen | None, ts: list[int], positions: range, expired: list[bool],
+                out: BatchOutcome) -> tuple[BikeSeen | None, list[int]]:
+        """One bike's fixes one by one (some duplicate, late or out of order); returns the accepted ones."""
+        taken = []
+        for j in positions:
+            t = ts[j]
+            if seen is not None:
+                if t in seen.recent:
+                    out.duplicate += 1
+                    continue
+                if t < seen.last_ts - self.lateness_ms:
+                    out.late += 1
+                    continue
+            if expired[j]:
                 out.late += 1
                 continue
             if seen is None:
-                seen = self.bikes[bike_id] = BikeSeen(ts)
-            self._remember(seen, ts)
-            key = (minute, zone)
-            new_bike = key not in seen.counted
-            if new_bike:
-                seen.counted.append(key)
-            out.bikes.add(bike_id)
-            out.accepted += 1
-            self.watermark = max(self.watermark, ts)
-            window = self.windows.get(key)
-            if window is None:
-                window = self.windows[key] = Window()
-            if window.last_offset >= offset and key not in fresh:
-                continue  # already counted before a restart: the bike state catches up, counts stay
-            fresh.add(key)
-            window.fixes += 1
-            window.bikes += new_bike
-            window.locked += locked
-            window.last_offset = offset
-            out.windows.add(key)
-        return out
+                seen = self.bikes[bike_id] = BikeSeen(t)
+            self._remember(seen, t)
+            taken.append(j)
+        return seen, taken
 
     def _remember(self, seen: BikeSeen, ts: int) -> None:
         seen.last_ts = max(seen.last_ts, ts)
         horizon = seen.last_ts - self.lateness_ms
         seen.recent = [t for t in seen.recent if t >= horizon][-(self.ring - 1):]
         seen.recent.append(ts)
-        floor = horizon - horizon % MINUTE_MS
-        seen.counted = [k for k in seen.counted if k[0] >= floor]
+
+    def _remember_newer(self, seen: BikeSeen, taken: list[int]) -> None:
+        """``_remember`` each of ``taken`` (increasing, all newer than ``seen.last_ts``), in one step if possible."""
+        ring, last = self.ring, taken[-1]
+        horizon = last - self.lateness_ms
+        if len(taken) == 1:
+            seen.recent = [t for t in seen.recent if t >= horizon][-(ring - 1):]
+            seen.recent.append(last)
+        elif len(taken) >= ring:  # the ring ends with these: the older fixes fall out or are past the horizon
+            seen.recent = [t for t in taken[-ring:] if t >= horizon]
+        elif len(seen.recent) + len(taken) <= ring:  # the ring never overflows: only the horizon trims
+            seen.recent = [t for t in seen.recent + taken if t >= horizon]
+        else:
+            for t in taken:
+                self._remember(seen, t)
+        seen.last_ts = last
+
+    def _count_windows(self, offset: int, idx: np.ndarray, win: np.ndarray, batch: FixBatch,
+                       keys: list[tuple[int, str]], new_bikes: list[int], out: BatchOutcome) -> None:
+        """Add the accepted fixes (``idx``, in window ``win[idx]``) to their windows.
+
+        The offset guard is per window and message: a window that already holds this offset (or a later
+        one) took all of this message's fixes before a crash; any other window takes them all now.
+        """
+        out.accepted += len(idx)
+        self.watermark = max(self.watermark, int(batch.ts[idx].max()))
+        w = win[idx]
+        fixes = np.bincount(w, minlength=len(keys)).tolist()
+        locked = np.bincount(w[batch.locked[idx]], minlength=len(keys)).tolist()
+        for key, f, b, lk in zip(keys, fixes, new_bikes, locked, strict=True):
+            if not f:
+                continue
+            window = self.windows.get(key)
+            if window is None:
+                window = self.windows[key] = Window()
+            elif window.last_offset >= offset:
+                continue  # already counted before a restart: the bike state catches up, counts stay
+            window.fixes += f
+            window.bikes += b
+            window.locked += lk
+            window.last_offset = offset
+            out.windows.add(key)
 
     def evict(self) -> list[tuple[int, str]]:
         """Drop windows past the horizon; returns their keys (so the caller can delete them durably)."""

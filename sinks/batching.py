@@ -8,7 +8,7 @@ The caller acknowledges (commits) the source offsets only after :meth:`flush` re
 
 from __future__ import annotations
 
-__all__ = ["BatchingSink", "Rejected"]
+__all__ = ["BatchingSink", "Columns", "Rejected"]
 
 import asyncio
 import logging
@@ -21,6 +21,19 @@ from sinks.clickhouse import ClickHouse, SinkBackpressure, SinkRejected
 from sinks.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+
+class Columns:
+    """Rows given column by column (one sequence per column, of equal lengths). When every part of a batch
+    comes this way, :meth:`BatchingSink.cut` only concatenates columns: no tuple is built per row."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, *values: Sequence[Any]) -> None:
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.values[0]) if self.values else 0
 
 
 @dataclass(frozen=True)
@@ -58,10 +71,10 @@ class BatchingSink:
         self.columns = tuple(columns)
         self.metrics = metrics
         self.on_reject = on_reject
-        self._buffers: dict[tuple[str, int], list[tuple[int, list[tuple[Any, ...]]]]] = {}
+        self._buffers: dict[tuple[str, int], list[tuple[int, list[tuple[Any, ...]] | Columns]]] = {}
 
-    def add(self, rows: list[tuple[Any, ...]], topic: str, partition: int, offset: int) -> None:
-        """Buffer the rows made from the message at ``topic``/``partition``/``offset``."""
+    def add(self, rows: list[tuple[Any, ...]] | Columns, topic: str, partition: int, offset: int) -> None:
+        """Buffer the rows (tuples, or :class:`Columns`) made from the message at ``topic``/``partition``/``offset``."""
         self._buffers.setdefault((topic, partition), []).append((offset, rows))
 
     @property
@@ -71,12 +84,20 @@ class BatchingSink:
 
     def cut(self) -> tuple[list[list[Any]], list[tuple[str, int, int]]]:
         """The next batch as columns, cut deterministically (topic-partitions sorted, offsets sorted)."""
-        rows: list[tuple[Any, ...]] = []
+        parts: list[Any] = []
         sources = []
         for tp in sorted(self._buffers):
             for offset, part in sorted(self._buffers[tp], key=lambda x: x[0]):
-                rows.extend(part)
+                parts.append(part)
                 sources.append((tp[0], tp[1], offset))
+        if parts and all(isinstance(p, Columns) for p in parts):
+            columns: list[list[Any]] = [[] for _ in self.columns]
+            for part in parts:
+                if len(part):
+                    for column, values in zip(columns, part.values, strict=True):
+                        column.extend(values)
+            return columns, sources
+        rows = [r for p in parts for r in (zip(*p.values, strict=True) if isinstance(p, Columns) else p)]
         columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in self.columns]
         return columns, sources
 

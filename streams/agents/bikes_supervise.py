@@ -26,6 +26,8 @@ from models.gps import FixBatch
 from streams.agents.bikes_geo import BikeSetup
 from streams.agents.bikes_rows import delta_item, mark_item, output_rows
 from streams.app import Pipeline
+from streams.chunks import item_chunks, json_chunks
+from streams.clock import YIELD_EVERY_FIXES, ack_clock
 from streams.state import END_MARKER, persist, raw_table
 from streams.topics import partition_for
 
@@ -41,6 +43,7 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
     sent_wm: dict[int, int] = {}
     pipe.state["bike_supervisors"] = sups
     events_metric = pipe.metrics.bike_events
+    clock = ack_clock(pipe)
     q_zone: dict[str, int] = {}
     q_op: dict[str, int] = {}
 
@@ -62,8 +65,9 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
 
     @pipe.app.agent(source, name="supervise_bikes")
     async def supervise_bikes(stream: StreamT) -> None:
-        async for events in stream.noack_take(s.batch_size, within=s.batch_within_s):
-            await _process(events)
+        async for events in stream.noack_take(s.batch_size, within=s.batch_within_s):  # type: ignore[attr-defined]  # Faust stub
+            with clock.working():
+                await _process(events)
             for ev in events:
                 await stream.ack(ev)
 
@@ -86,11 +90,25 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
         futures = []
         for p, parts in batches.items():
             sup = sup_for(p)
-            out = sup.process(FixBatch.concat(parts))  # one call per partition and batch: same events
-            futures += await _send(p, sup, out)
+            for run in _runs(parts):  # a partition's batch in runs of whole messages (one run: one call)
+                out = sup.process(FixBatch.concat(run))
+                futures += await _send(p, sup, out)
+                await asyncio.sleep(0)  # let the loop breathe between runs (heartbeats, the ingest, metrics)
         await asyncio.gather(*futures)  # delivered before the state that produced them is persisted
         await persist(table, [(p, f"{p}|{b}".encode(), v) for p in batches
                               for b, v in sups[p].drain_changes().items()], s.changelog_end_markers)
+
+    def _runs(parts: list[FixBatch]) -> list[list[FixBatch]]:
+        """Consecutive messages in runs of about ``YIELD_EVERY_FIXES`` fixes."""
+        runs: list[list[FixBatch]] = [[]]
+        size = 0
+        for part in parts:
+            if size >= YIELD_EVERY_FIXES:
+                runs.append([])
+                size = 0
+            runs[-1].append(part)
+            size += len(part)
+        return runs
 
     async def _send(p: int, sup: BikeSupervisor, out: list[Event]) -> list[Any]:
         futures = []
@@ -101,8 +119,8 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
             for topic, kinds in ((violations, ("violation", "fault")), (parkings, ("parking",))):
                 mine = [r for r in rows if r["t"] in kinds]
                 if mine:
-                    futures.append(await topic.send(key=key, value=orjson.dumps(mine), partition=p, timestamp=ts,
-                                                    force=True))
+                    for value in json_chunks(mine):  # as few messages as fit under the request size
+                        futures.append(await topic.send(key=key, value=value, partition=p, timestamp=ts, force=True))
         deltas: dict[int, list[Any]] = defaultdict(list)
         marks: dict[int, list[Any]] = defaultdict(list)
         for e in out:
@@ -114,12 +132,19 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
                 events_metric.labels(kind=e.kind, action=e.action).inc()
             elif isinstance(e, GpsFault):
                 events_metric.labels(kind=e.kind, action="fault").inc()
-        advanced = sup.watermark != sent_wm.get(p)
+        before = sent_wm.get(p)
+        advanced = sup.watermark != before
         sent_wm[p] = sup.watermark
         wm_ts = sup.watermark / 1000 if sup.watermark > 0 else None
         for topic, items in ((occupancy, deltas), (fleet, marks)):
             for q in range(n):  # every partition: the watermark lets keyed stages order all sources
                 if advanced or items.get(q):
-                    value = orjson.dumps({"src": p, "wm": sup.watermark, "items": items.get(q, [])})
-                    futures.append(await topic.send(key=key, value=value, partition=q, timestamp=wm_ts, force=True))
+                    # Items too many for one message go in several; only the last one carries the new watermark,
+                    # so a keyed stage never passes items of this batch it has not received yet.
+                    runs = item_chunks(items.get(q, []))
+                    for i, run in enumerate(runs):
+                        wm = sup.watermark if i == len(runs) - 1 else before if before is not None else -(2**63)
+                        value = orjson.dumps({"src": p, "wm": wm, "items": run})
+                        futures.append(await topic.send(key=key, value=value, partition=q, timestamp=wm_ts,
+                                                        force=True))
         return futures

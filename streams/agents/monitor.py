@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-__all__ = ["register", "consumer_lags", "heal_stalled", "read_to_end", "AckClock"]
+__all__ = ["register", "consumer_lags", "heal_stalled", "read_to_end", "AckClock"]  # AckClock lives in streams.clock
 
 import logging
-import time
 from typing import Any
 
-from faust.sensors import Sensor
 from faust.types import TP
 
 from streams.app import Pipeline
+from streams.clock import AckClock, ack_clock
+from streams.ingest import ingests
 
 log = logging.getLogger(__name__)
 
@@ -19,23 +19,13 @@ log = logging.getLogger(__name__)
 STALL_AFTER_S = 15.0
 
 
-class AckClock(Sensor):
-    """When the worker last finished a message (the last stream acked it): its processing heartbeat."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.last_ack = time.monotonic()
-
-    def on_message_out(self, tp: TP, offset: int, message: Any) -> None:
-        self.last_ack = time.monotonic()
-
-
 def consumer_lags(pipe: Pipeline) -> dict[TP, int]:
     """High watermark minus committed offset for every assigned partition of the agents' topics.
 
     Table changelog partitions are assigned too (for recovery) but never committed: they are left out.
     The high watermark comes from Fetch responses, not ListOffsets: Tansu's ListOffsets(latest) returns the
-    start of the last batch, so ``end_offsets()`` under-reports there.
+    start of the last batch, so ``end_offsets()`` under-reports there. The ingest stages' partitions
+    (``streams/ingest.py``, their own consumer group) are included.
     """
     consumer: Any = pipe.app.consumer
     ours = {t.get_topic_name() for t in pipe.topics.values()}
@@ -51,11 +41,16 @@ def consumer_lags(pipe: Pipeline) -> dict[TP, int]:
             continue
         committed = consumer._committed_offset.get(tp)  # Faust keeps the last committed offset per partition
         lags[tp] = max(0, high - (committed or 0))
+    for ingest in ingests(pipe):
+        lags.update(ingest.lags())
     return lags
 
 
 def read_to_end(pipe: Pipeline) -> bool:
-    """True when every assigned partition of the agents' topics has been read up to its high watermark."""
+    """True when every assigned partition of the agents' topics (and of the ingest stages) has been read up
+    to its high watermark."""
+    if not all(ingest.read_to_end() for ingest in ingests(pipe)):
+        return False
     c: Any = pipe.app.consumer
     ours = {t.get_topic_name() for t in pipe.topics.values()}
     for tp in c.assignment():
@@ -116,23 +111,31 @@ def register(pipe: Pipeline) -> None:
     interval = pipe.settings.monitor_interval_s
     stall_ticks = max(3, int(STALL_AFTER_S / interval))
     stalled: dict[TP, tuple[int, int]] = {}  # partition -> (lag, ticks unchanged)
-    clock = AckClock()
-    pipe.app.sensors.add(clock)
-    pipe.state["ack_clock"] = clock
+    clock = ack_clock(pipe)
 
     @pipe.app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(app: Any, assigned_tps: set[TP], **_: Any) -> None:
         assigned.set(len(assigned_tps))
         stalled.clear()
 
+    reported: set[TP] = set()
+    faust_topics = {t.get_topic_name() for t in pipe.topics.values()} - {i.topic for i in ingests(pipe)}
+
     @pipe.app.timer(interval, name=f"monitor_{pipe.role.value}")
     async def monitor() -> None:
-        pipe.metrics.idle_seconds.set(time.monotonic() - clock.last_ack)
-        for tp, lag in consumer_lags(pipe).items():
+        pipe.metrics.idle_seconds.set(clock.idle_s())
+        lags = consumer_lags(pipe)
+        for tp in reported - lags.keys() - set(pipe.app.consumer.assignment()):  # revoked: no stale lag
+            gauge.remove(tp.topic, str(tp.partition))
+            reported.discard(tp)
+        for tp, lag in lags.items():
             gauge.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
+            reported.add(tp)
+            if tp.topic not in faust_topics:
+                continue  # an ingest stage's partition: it commits by itself, nothing to heal
             prev, ticks = stalled.get(tp, (-1, 0))
             ticks = ticks + 1 if lag == prev and lag > 0 else 0
             stalled[tp] = (lag, ticks)
-            idle = time.monotonic() - clock.last_ack >= STALL_AFTER_S
+            idle = clock.idle_s() >= STALL_AFTER_S
             if ticks >= stall_ticks and idle and await heal_stalled(pipe, tp, lag):
                 stalled[tp] = (lag, 0)

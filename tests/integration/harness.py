@@ -128,6 +128,8 @@ class Worker:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"worker exited ({self.proc.returncode}) waiting for {what}; log: {self.tail()}")
+            if crash := self.crashed():  # a crashed agent stops acking: "idle" would pass for drained
+                raise AssertionError(f"an agent crashed waiting for {what}: {crash}")
             try:
                 if predicate(self):
                     return
@@ -163,6 +165,14 @@ class Worker:
             self.proc.send_signal(sig)
             self.proc.wait(timeout)
         return time.monotonic() - t
+
+    def crashed(self) -> str | None:
+        """The first ``Crashed reason=`` line Faust logged for an agent, if any."""
+        try:
+            text = self.log.read_text("utf-8", "replace")
+        except OSError:
+            return None
+        return next((line[-400:] for line in text.splitlines() if "Crashed reason=" in line), None)
 
     def tail(self, n: int = 3000) -> str:
         return self.log.read_bytes()[-n:].decode("utf-8", "replace")

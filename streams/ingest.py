@@ -1,0 +1,217 @@
+"""A first stage outside Faust's per-message path: an aiokafka consumer reading an input topic in big batches.
+
+Faust spends ~100-400 us of Python per message (fetcher, conductor, stream iterator, acks) before an agent
+sees it; on a feed of one small record per message that, not the logic, is the ceiling. A :class:`BatchIngest`
+is a task of the Faust app (started after table recovery, cancelled on shutdown) that runs a plain
+``AIOKafkaConsumer`` in its own consumer group, ``<app_id>-<role>-ingest``: the standard group protocol, so
+scaling out is still more workers on more partitions. Per batch it hands the records to a handler that
+sends its outputs and waits for delivery, THEN commits the batch's offsets explicitly (at least once; the
+stages downstream are idempotent). A rebalance waits for the batch in flight (the revoke callback takes the
+same lock), so nothing is committed past what was delivered, and nothing delivered is left uncommitted by
+the worker that keeps running.
+
+Tansu quirks: no idempotent producer (outputs go through Faust's plain producer); ListOffsets(latest)
+under-reports, so the lag uses the Fetch high watermark (``highwater``); JoinGroup answers after about half
+the session timeout, so the group uses the settings' short session timeout like Faust's.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BatchIngest", "ingests"]
+
+import asyncio
+import heapq
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from operator import attrgetter
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.structs import ConsumerRecord, TopicPartition
+from faust.types import TP
+from mode import Service
+
+from streams.app import Pipeline
+from streams.clock import ack_clock
+
+log = logging.getLogger(__name__)
+
+_timestamp = attrgetter("timestamp")
+
+Handler = Callable[[list[ConsumerRecord]], Awaitable[None]]
+
+
+def ingests(pipe: Pipeline) -> list[BatchIngest]:
+    """The ingest stages of ``pipe`` (for the monitor and the demo's drain check)."""
+    return pipe.state.setdefault("ingests", [])
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, ingest: BatchIngest) -> None:
+        self.ingest = ingest
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        async with self.ingest.lock:  # the batch in flight is delivered and committed first
+            for tp in revoked:
+                self.ingest.committed.pop(TP(tp.topic, tp.partition), None)
+                self.ingest.read.pop(TP(tp.topic, tp.partition), None)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None  # committed positions are looked up lazily by the loop
+
+
+class _EarlyStart(Service):
+    """Joins the ingest's consumer group as the app starts (a dependency of the app, started before
+    Faust's consumer), rather than when the app's tasks start after table recovery."""
+
+    def __init__(self, ingest: BatchIngest) -> None:
+        super().__init__()
+        self.ingest = ingest
+
+    async def on_start(self) -> None:
+        await self.ingest.start()
+
+
+class BatchIngest:
+    """Consume ``short`` (a topic's short name) in batches of up to ``max_records`` into ``handle``.
+
+    ``handle(records)`` must deliver everything it sends before returning; it is retried (from the last
+    committed offsets) when it raises, so it must be safe to repeat. Lag and progress are exposed for the
+    monitor (:meth:`lags`, :attr:`read`, :attr:`last_done`).
+    """
+
+    def __init__(self, pipe: Pipeline, short: str, handle: Handler, *, max_records: int) -> None:
+        s = pipe.settings
+        self.pipe = pipe
+        self.topic = s.topic(short)
+        self.group = f"{s.app_id}-{pipe.role.value}-ingest"
+        self.handle = handle
+        self.max_records = max_records
+        self.lock = asyncio.Lock()
+        self._starting = asyncio.Lock()
+        self.committed: dict[TP, int] = {}  # next offset to read, as committed by this worker
+        self.read: dict[TP, int] = {}  # last offset handed to the handler
+        self.last_done = time.monotonic()
+        self.consumer: AIOKafkaConsumer | None = None
+        ingests(pipe).append(self)
+        pipe.app.add_dependency(_EarlyStart(self))
+        pipe.app.task(self.run)
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        s = self.pipe.settings
+        session_ms = int(s.session_timeout_s * 1000)
+        return AIOKafkaConsumer(
+            bootstrap_servers=s.broker_bootstrap, group_id=self.group, client_id=self.group,
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            session_timeout_ms=session_ms, heartbeat_interval_ms=max(200, session_ms // 6),
+            rebalance_timeout_ms=max(session_ms, 10_000),
+            request_timeout_ms=int(max(s.request_timeout_s, s.session_timeout_s) * 1000) + 5000,
+                    )
+
+    def lags(self) -> dict[TP, int]:
+        """Fetch high watermark minus committed offset, per assigned partition fetched at least once."""
+        c = self.consumer
+        if c is None:
+            return {}
+        out = {}
+        for tp, committed in list(self.committed.items()):
+            try:
+                high = c.highwater(TopicPartition(tp.topic, tp.partition))
+            except IllegalStateError:  # revoked meanwhile
+                continue
+            if high is not None:
+                out[tp] = max(0, high - committed)
+        return out
+
+    def read_to_end(self) -> bool:
+        """True when every assigned partition is committed or read up to its high watermark."""
+        c = self.consumer
+        if c is None:
+            return False
+        for tp in c.assignment():
+            key = TP(tp.topic, tp.partition)
+            high = c.highwater(tp)
+            if high is None or key not in self.committed:
+                return False
+            if self.committed[key] < high and self.read.get(key, -1) < high - 1:
+                return False
+        return True
+
+    async def start(self) -> None:
+        """Create the consumer and join the group (idempotent). Called when the app starts, so the group join
+        (about half the session timeout on Tansu) overlaps Faust's own join and table recovery."""
+        async with self._starting:
+            if self.consumer is None:
+                consumer = self._consumer()
+                consumer.subscribe([self.topic], listener=_Listener(self))
+                await consumer.start()
+                self.consumer = consumer
+
+    async def run(self) -> None:
+        """The loop (an app task, started once the app is up): until cancelled at shutdown."""
+        await self.start()
+        consumer = self.consumer
+        assert consumer is not None
+        try:
+            while True:
+                batch = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
+                await self._track(consumer, batch)  # not under the lock: position() may wait on a rebalance
+                if batch:
+                    async with self.lock:
+                        await self._process(consumer, batch)
+        finally:
+            try:
+                await asyncio.wait_for(consumer.stop(), 3.0)  # bounded: the worker's shutdown is
+            except (TimeoutError, KafkaError) as exc:
+                log.warning("ingest consumer of %s did not stop cleanly: %r", self.topic, exc)
+
+    async def _track(self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Track newly assigned partitions from their committed (or reset) position; forget revoked ones."""
+        assigned = {TP(tp.topic, tp.partition): tp for tp in consumer.assignment()}
+        for key in [k for k in self.committed if k not in assigned]:
+            del self.committed[key]
+            self.read.pop(key, None)
+        for key, tp in assigned.items():
+            if key in self.committed:
+                continue
+            # Nothing of this assignment was handled yet: its first record is at the committed position.
+            try:
+                self.committed[key] = batch[tp][0].offset if batch.get(tp) else await asyncio.wait_for(
+                    consumer.position(tp), 2.0)
+            except (TimeoutError, IllegalStateError):  # revoked meanwhile, or not known yet: next time
+                continue
+
+    async def _process(self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        with ack_clock(self.pipe).working():  # a big batch is work under way, not idleness
+            await self._handle(consumer, batch)
+
+    async def _handle(self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        # Partitions interleaved by message timestamp (the event time, as replay and operators set it), each
+        # partition's own order kept: one getmany can hold a long stretch of one partition and a short one of
+        # another, and a bike whose fixes arrive on two partitions (single fixes and its operator's batches)
+        # would otherwise see its older fixes after its newer ones, beyond the allowed lateness.
+        records = next(iter(batch.values())) if len(batch) == 1 else list(
+            heapq.merge(*batch.values(), key=_timestamp))
+        try:
+            await self.handle(records)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - e.g. the broker is away: re-read the batch, never skip it
+            log.exception("ingest of %s failed on a batch of %d records; re-reading it in 1 s", self.topic, len(records))
+            for tp, recs in batch.items():
+                consumer.seek(tp, recs[0].offset)
+            await asyncio.sleep(1.0)
+            return
+        offsets = {tp: recs[-1].offset + 1 for tp, recs in batch.items()}
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:  # revoked by a rebalance: the next owner re-reads
+            log.warning("ingest commit of %s failed (%r); the records will be delivered again", self.topic, exc)
+            return
+        for tp, off in offsets.items():
+            key = TP(tp.topic, tp.partition)
+            self.committed[key] = off
+            self.read[key] = off - 1
+        self.last_done = time.monotonic()
