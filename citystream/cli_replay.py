@@ -62,7 +62,7 @@ def register(app: typer.Typer, settings_of: typer.models.CommandFunctionType) ->
     ) -> None:
         """Produce a recording into Kafka: keys kept, each message timestamped with its event time, the recorded
         inter-arrival timing kept (scaled by --speed). Streams the files: memory stays flat on any size."""
-        from replay.produce import HEARTBEAT_FEEDS, ReplayStats, announce_end, produce_recording
+        from replay.produce import ReplayStats, announce_end, produce_recording
         from replay.recording import Recording, RecordingError
         from streams.topics import ensure_topics
 
@@ -93,11 +93,10 @@ def register(app: typer.Typer, settings_of: typer.models.CommandFunctionType) ->
                 lambda feed: settings.topic(FEEDS[feed]), speed=factor, loop_count=loop or None,
                 progress=on_progress,
             )
-        ends = [f for f in HEARTBEAT_FEEDS if f in (chosen or rec.feeds)]
-        if end_heartbeat and loop == 1 and ends and stats.last_ts is not None:
+        if end_heartbeat and loop == 1 and stats.last_ts is not None:
             end_ts = _time_option(to) or rec.last_ts or stats.last_ts  # --to is exclusive: all before it was sent
-            announce_end(settings.broker_bootstrap, [settings.topic(FEEDS[f]) for f in ends], settings.partitions,
-                         end_ts, stats)
+            announce_end(settings.broker_bootstrap, chosen or rec.feeds, lambda feed: settings.topic(FEEDS[feed]),
+                         settings.partitions, end_ts, stats)
         rate = stats.total / stats.seconds if stats.seconds else 0.0
         console.print(f"replayed {stats.total:,} messages in {stats.seconds:.1f}s ({rate:,.0f} msg/s) to "
                       + ", ".join(f"{t} {n:,}" for t, n in sorted(stats.sent.items())))

@@ -23,8 +23,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from citystream.config import Role, Settings
 from citystream.embedded import TansuBroker
 from citystream.summary import collect, render
-from citystream.worker import BoundedWorker, build
-from replay.produce import HEARTBEAT_FEEDS, ReplayStats, announce_end, produce_recording
+from citystream.worker import build, run_in_process, worker_of
+from replay.produce import ReplayStats, announce_end, produce_recording
 from replay.recording import Recording
 from streams.agents.monitor import consumer_lags, read_to_end
 from streams.app import Pipeline
@@ -89,8 +89,7 @@ def run_demo(
                       f"ClickHouse [cyan]{ch_dir}[/] (chDB), recording [cyan]{recording}[/] "
                       f"({rec.records:,} messages)")
         pipe = build(settings, Role.all)
-        worker = BoundedWorker(pipe.app, loglevel=settings.log_level, shutdown_timeout=settings.shutdown_timeout_s,
-                               quiet=True)
+        worker = worker_of(pipe)
         outcome: dict[str, Any] = {}
 
         @pipe.app.task
@@ -106,13 +105,7 @@ def run_demo(
                 render(console, outcome.pop("summary"))
                 console.print(f"[green]Serving[/]: broker {broker.bootstrap}; Ctrl-C to stop.")
 
-        try:
-            worker.execute_from_commandline()
-        except SystemExit:
-            pass
-        finally:
-            if pipe.clickhouse is not None:
-                pipe.clickhouse.close()
+        run_in_process(pipe, worker)
     if "error" in outcome:
         console.print(f"[red]demo failed:[/] {outcome['error']!r}")
         return 1
@@ -151,8 +144,8 @@ async def _drive(pipe: Pipeline, broker: TansuBroker, rec: Recording, speed: flo
             progress=on_progress,
         )
         if rec.last_ts is not None:  # the recording is over: the case stream may release its last cases
-            ends = [pipe.settings.topic(FEEDS[f]) for f in HEARTBEAT_FEEDS if f in rec.feeds]
-            await asyncio.to_thread(announce_end, broker.bootstrap, ends, pipe.settings.partitions, rec.last_ts, stats)
+            await asyncio.to_thread(announce_end, broker.bootstrap, rec.feeds, lambda feed: pipe.settings.topic(FEEDS[feed]),
+                                    pipe.settings.partitions, rec.last_ts, stats)
 
         async def tick() -> None:
             rows = await pipe.clickhouse.acall(  # type: ignore[union-attr]

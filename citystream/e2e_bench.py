@@ -1,6 +1,6 @@
 """End-to-end benchmarks on the embedded stack, in this process: a fresh Tansu broker, one ``--role all``
 worker (every agent and sink) and chDB. The clock runs from the first message produced (the recording's
-feeds replayed at ``--speed max`` with the batched producer, then optional heartbeats) until ClickHouse holds
+feeds replayed at ``--speed max`` with the batched producer, then optionally their end announced) until ClickHouse holds
 what the feed must yield (``done`` on a cheap progress query, polled on the sinks' ClickHouse thread).
 
 Used by ``citystream bench sensors`` and ``citystream bench incidents``.
@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 from rich.console import Console
 
 from citystream.config import Role, Settings
 from citystream.embedded import TansuBroker
-from citystream.worker import BoundedWorker, build
-from replay.produce import make_producer, produce_recording
+from citystream.worker import build, run_in_process, worker_of
+from replay.produce import announce_end, produce_recording
 from replay.recording import Recording
 from streams.app import Pipeline
 from streams.topics import FEEDS
@@ -42,11 +41,11 @@ class EndToEnd:
 
 def run_end_to_end(settings: Settings, rec: Recording, feeds: list[str], *, progress_sql: str,
                    done: Callable[[tuple[Any, ...]], bool], rows_sql: str, workdir: Path, console: Console,
-                   what: str, heartbeat: tuple[str, int] | None = None, timeout_s: float = 1800.0) -> EndToEnd:
+                   what: str, end_ts: int | None = None, timeout_s: float = 1800.0) -> EndToEnd:
     """Replay ``feeds`` of ``rec`` through the embedded pipeline until ``done(progress)``.
 
-    ``heartbeat``: ``(topic short name, ts ms)`` sent to every partition of that topic after the feeds (the
-    incident stream releases events once its event time passed them).
+    ``end_ts``: after the feeds, announce their end at this event time (:func:`replay.produce.announce_end`:
+    the incident stream releases events once its event time passed them).
     """
     ch_dir = workdir / "clickhouse"
     shutil.rmtree(ch_dir, ignore_errors=True)
@@ -54,32 +53,26 @@ def run_end_to_end(settings: Settings, rec: Recording, feeds: list[str], *, prog
         s = Settings(**{**settings.model_dump(), "broker": broker.url, "clickhouse_dsn": f"chdb://{ch_dir}",
                         "data_dir": workdir / "var", "topic_prefix": "bench", "app_id": f"bench-{feeds[0]}"})
         pipe = build(s, Role.all)
-        worker = BoundedWorker(pipe.app, loglevel=s.log_level, shutdown_timeout=s.shutdown_timeout_s, quiet=True)
+        worker = worker_of(pipe)
         result: dict[str, Any] = {}
 
         @pipe.app.task
         async def drive() -> None:
             try:
                 with console.status(f"end to end: {what} through the embedded stack ..."):
-                    result["run"] = await _drive(pipe, rec, broker.bootstrap, feeds, heartbeat, progress_sql, done,
+                    result["run"] = await _drive(pipe, rec, broker.bootstrap, feeds, end_ts, progress_sql, done,
                                                  rows_sql, timeout_s)
             except Exception as exc:  # noqa: BLE001 - reported after the worker stopped
                 result["error"] = exc
             worker._schedule_shutdown(signal.SIGTERM)
 
-        try:
-            worker.execute_from_commandline()
-        except SystemExit:
-            pass
-        finally:
-            if pipe.clickhouse is not None:
-                pipe.clickhouse.close()
+        run_in_process(pipe, worker)
     if "run" not in result:
         raise RuntimeError(f"benchmark failed: {result.get('error')!r}")
     return result["run"]
 
 
-async def _drive(pipe: Pipeline, rec: Recording, bootstrap: str, feeds: list[str], heartbeat: tuple[str, int] | None,
+async def _drive(pipe: Pipeline, rec: Recording, bootstrap: str, feeds: list[str], end_ts: int | None,
                  progress_sql: str, done: Callable[[tuple[Any, ...]], bool], rows_sql: str,
                  timeout_s: float) -> EndToEnd:
     assert pipe.clickhouse is not None
@@ -89,14 +82,9 @@ async def _drive(pipe: Pipeline, rec: Recording, bootstrap: str, feeds: list[str
 
     def produce() -> float:
         t = time.perf_counter()
-        produce_recording(bootstrap, rec.merged(feeds), lambda feed: s.topic(FEEDS[feed]), speed=None)
-        if heartbeat is not None:
-            producer = make_producer(bootstrap)
-            topic, ts = s.topic(heartbeat[0]), heartbeat[1]
-            for q in range(s.partitions):
-                producer.send(topic, value=orjson.dumps({"heartbeat": True, "ts": ts}), partition=q, timestamp_ms=ts)
-            producer.flush()
-            producer.close()
+        stats = produce_recording(bootstrap, rec.merged(feeds), lambda feed: s.topic(FEEDS[feed]), speed=None)
+        if end_ts is not None:
+            announce_end(bootstrap, feeds, lambda feed: s.topic(FEEDS[feed]), s.partitions, end_ts, stats)
         return time.perf_counter() - t
 
     t0 = time.perf_counter()

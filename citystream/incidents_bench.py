@@ -47,7 +47,7 @@ def run_bench(settings: Settings, *, hours: float, per_hour: float, seed: int, w
     progress = "SELECT (SELECT count() FROM incident_transitions), (SELECT count() FROM incident_duplicates)"
     e2e = run_end_to_end(settings, rec, ["incident_events"], progress_sql=progress, rows_sql=counts,
                          done=lambda stored: stored[0] >= expected[0] and stored[1] >= expected[1],
-                         heartbeat=("incident.events", end_ts), workdir=work, console=console,
+                         end_ts=end_ts, workdir=work, console=console,
                          what=f"{events:,} events")
     figures += [
         ("replay --speed max into Tansu", f"{events / e2e.produce_s:,.0f} events/s"),

@@ -60,15 +60,32 @@ def build(settings: Settings, role: Role, registry: CollectorRegistry | None = N
     return create_pipeline(settings, role, metrics=metrics, clickhouse=clickhouse)
 
 
+def worker_of(pipe: Pipeline) -> BoundedWorker:
+    """The worker of ``pipe``: its settings' log level and shutdown bound, and quiet (no startup banner and no
+    spinner: Faust's spinner sets the root logger to DEBUG, ~8% CPU)."""
+    s = pipe.settings
+    return BoundedWorker(pipe.app, loglevel=s.log_level, shutdown_timeout=s.shutdown_timeout_s, quiet=True)
+
+
+def run_in_process(pipe: Pipeline, worker: BoundedWorker) -> None:
+    """Run ``worker`` here until it stops (an app task schedules the shutdown when its work is done), then
+    close ClickHouse; Faust's exit at the end of the run is caught so the caller goes on (demo, benchmarks)."""
+    try:
+        worker.execute_from_commandline()
+    except SystemExit:
+        pass
+    finally:
+        if pipe.clickhouse is not None:
+            pipe.clickhouse.close()
+
+
 def run_worker(settings: Settings, role: Role) -> None:
     """Run until SIGTERM/SIGINT (never returns normally: Faust exits the process)."""
     registry = CollectorRegistry()
     pipe = build(settings, role, registry)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="0.0.0.0", registry=registry)  # noqa: S104 - scraped by Prometheus
-    # quiet: no startup banner and no spinner (Faust's spinner sets the root logger to DEBUG, ~8% CPU).
-    worker = BoundedWorker(pipe.app, loglevel=settings.log_level, shutdown_timeout=settings.shutdown_timeout_s,
-                           quiet=True)
+    worker = worker_of(pipe)
     try:
         worker.execute_from_commandline()
     finally:

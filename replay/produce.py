@@ -50,10 +50,14 @@ class ReplayStats:
 HEARTBEAT_FEEDS: tuple[str, ...] = ("incident_events",)
 
 
-def announce_end(bootstrap: str, topics: Iterable[str], partitions: int, ts_ms: int, stats: ReplayStats) -> None:
-    """After a finite replay: a heartbeat at ``ts_ms`` (the end of the replayed event time) on every partition
-    of ``topics``, so the stream releases the recording's last events instead of waiting for later ones.
-    Their offsets join ``stats.end_offsets``."""
+def announce_end(bootstrap: str, feeds: Iterable[str], topic_of: Callable[[str], str], partitions: int,
+                 ts_ms: int, stats: ReplayStats) -> None:
+    """After a finite replay of ``feeds``: a heartbeat at ``ts_ms`` (the end of the replayed event time) on every
+    partition of the topic of each of them in :data:`HEARTBEAT_FEEDS`, so its stream releases the recording's
+    last events instead of waiting for later ones. Their offsets join ``stats.end_offsets``."""
+    topics = [topic_of(f) for f in HEARTBEAT_FEEDS if f in set(feeds)]
+    if not topics:
+        return
     producer = make_producer(bootstrap)
     beat = orjson.dumps({"heartbeat": True, "ts": ts_ms})
     try:

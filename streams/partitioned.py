@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 from faust.types import EventT, StreamT
 
 from streams.app import Pipeline
+from streams.clock import ack_clock
 from streams.state import END_MARKER
 
 M = TypeVar("M")
@@ -54,19 +55,27 @@ def by_partition(events: list[EventT]) -> list[tuple[int, list[EventT]]]:
 
 
 def register_batch_agent(pipe: Pipeline, source: Any, name: str,
-                         process: Callable[[list[EventT]], Awaitable[None]]) -> None:
+                         process: Callable[[list[EventT]], Awaitable[None]], *, counts_in: bool = True) -> None:
     """Add agent ``name`` on ``source``: batches of up to ``CITYSTREAM_BATCH_SIZE`` events go to ``process``,
-    which returns once the batch's outputs are delivered and its state is written; then the events are acked."""
+    which returns once the batch's outputs are delivered and its state is written; then the events are acked.
+
+    While a batch is in work the worker is busy, not idle (:meth:`streams.clock.AckClock.working`).
+    ``counts_in``: count the events in ``citystream_records_in_total``; False where another consumer of the
+    topic counts them (``bike.fixes`` is counted by its sink), so a topic is counted once.
+    """
     s = pipe.settings
-    m_in = pipe.metrics.records_in.labels(topic=source.get_topic_name())
+    m_in = pipe.metrics.records_in.labels(topic=source.get_topic_name()) if counts_in else None
+    clock = ack_clock(pipe)
 
     async def agent(stream: StreamT) -> None:
         async for events in stream.noack_take(  # type: ignore[attr-defined]  # in Faust, not in its stub
                 s.batch_size, within=s.batch_within_s):
-            await process(events)
+            with clock.working():
+                await process(events)
             for ev in events:
                 await stream.ack(ev)
-            m_in.inc(len(events))
+            if m_in is not None:
+                m_in.inc(len(events))
 
     agent.__name__ = agent.__qualname__ = name
     pipe.app.agent(source, name=name)(agent)

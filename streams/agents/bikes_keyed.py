@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from faust.types import EventT, StreamT
+from faust.types import EventT
 
 from models.bikes import Violation
 from streams.agents.bikes_rows import violation_row
 from streams.app import Pipeline
 from streams.chunks import json_chunks
-from streams.clock import ack_clock
+from streams.partitioned import register_batch_agent
 from streams.state import END_MARKER, persist, raw_table
 
 _UNSEEN = -(2**63)
@@ -67,7 +67,6 @@ def register_keyed(pipe: Pipeline, stage: KeyedStage) -> None:
     table = raw_table(pipe, f"{stage.name}_state")
     parts: dict[int, _Partition] = {}
     events_metric = pipe.metrics.bike_events
-    clock = ack_clock(pipe)
 
     def part_for(q: int) -> _Partition:
         """Partition ``q``'s stage, rebuilt from the recovered table on first use."""
@@ -95,15 +94,6 @@ def register_keyed(pipe: Pipeline, stage: KeyedStage) -> None:
             if tp.topic == source.get_topic_name():
                 parts.pop(tp.partition, None)
 
-    async def run(stream: StreamT) -> None:
-        async for events in stream.noack_take(s.batch_size, within=s.batch_within_s):  # type: ignore[attr-defined]  # Faust stub
-            with clock.working():
-                await _process(events)
-            for ev in events:
-                await stream.ack(ev)
-
-    run.__name__ = run.__qualname__ = stage.name
-    pipe.app.agent(source, name=stage.name)(run)
 
     def watermark(part: _Partition, now: float) -> int | None:
         """The minimum watermark of the sources that are not idle (None: nothing to go by)."""
@@ -174,3 +164,5 @@ def register_keyed(pipe: Pipeline, stage: KeyedStage) -> None:
             for value in json_chunks(rows):
                 futures.append(await rows_out.send(key=key, value=value, partition=q, force=True))
         return futures
+
+    register_batch_agent(pipe, source, stage.name, _process, counts_in=False)  # bike.* items: uncounted as before

@@ -18,7 +18,7 @@ from collections import defaultdict
 from typing import Any
 
 import orjson
-from faust.types import EventT, StreamT
+from faust.types import EventT
 
 from models.bikes import BikeSupervisor, FirstActive, GpsFault, OccupancyDelta, Violation
 from models.bikes.events import Event
@@ -27,7 +27,8 @@ from streams.agents.bikes_geo import BikeSetup
 from streams.agents.bikes_rows import delta_item, mark_item, output_rows
 from streams.app import Pipeline
 from streams.chunks import item_chunks, json_chunks
-from streams.clock import YIELD_EVERY_FIXES, ack_clock
+from streams.clock import YIELD_EVERY_FIXES
+from streams.partitioned import register_batch_agent
 from streams.state import END_MARKER, persist, raw_table
 from streams.topics import partition_for
 
@@ -43,7 +44,6 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
     sent_wm: dict[int, int] = {}
     pipe.state["bike_supervisors"] = sups
     events_metric = pipe.metrics.bike_events
-    clock = ack_clock(pipe)
     q_zone: dict[str, int] = {}
     q_op: dict[str, int] = {}
 
@@ -62,14 +62,6 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
             if tp.topic == source.get_topic_name():
                 sups.pop(tp.partition, None)
                 sent_wm.pop(tp.partition, None)
-
-    @pipe.app.agent(source, name="supervise_bikes")
-    async def supervise_bikes(stream: StreamT) -> None:
-        async for events in stream.noack_take(s.batch_size, within=s.batch_within_s):  # type: ignore[attr-defined]  # Faust stub
-            with clock.working():
-                await _process(events)
-            for ev in events:
-                await stream.ack(ev)
 
     def zone_q(zone: str) -> int:
         q = q_zone.get(zone)
@@ -148,3 +140,5 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
                         futures.append(await topic.send(key=key, value=value, partition=q, timestamp=wm_ts,
                                                         force=True))
         return futures
+
+    register_batch_agent(pipe, source, "supervise_bikes", _process, counts_in=False)  # bike.fixes: its sink counts

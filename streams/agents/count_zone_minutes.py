@@ -16,14 +16,15 @@ import asyncio
 from collections import defaultdict
 from typing import Any
 
-from faust.types import EventT, StreamT
+from faust.types import EventT
 
 from models.gps import FixBatch
 from models.grid import GridZones
 from models.zone_counts import BikeSeen, Window, ZoneMinuteCounter
 from streams.app import Pipeline
 from streams.chunks import json_chunks
-from streams.clock import YIELD_EVERY_FIXES, ack_clock
+from streams.clock import YIELD_EVERY_FIXES
+from streams.partitioned import register_batch_agent
 from streams.state import END_MARKER, Entry, persist, raw_table
 
 
@@ -48,7 +49,6 @@ def register(pipe: Pipeline) -> None:
     counters: dict[int, ZoneMinuteCounter] = {}
     reemit: dict[int, set[tuple[int, str]]] = {}
     pipe.state["zone_counters"] = counters
-    clock = ack_clock(pipe)
     fixes_metric = pipe.metrics.fixes
 
     def counter_for(p: int) -> ZoneMinuteCounter:
@@ -75,14 +75,6 @@ def register(pipe: Pipeline) -> None:
             if tp.topic == source.get_topic_name():
                 counters.pop(tp.partition, None)
                 reemit.pop(tp.partition, None)
-
-    @app.agent(source, name="count_zone_minutes")
-    async def count_zone_minutes(stream: StreamT) -> None:
-        async for events in stream.noack_take(s.batch_size, within=s.batch_within_s):  # type: ignore[attr-defined]  # Faust stub
-            with clock.working():
-                await _process(events)
-            for ev in events:
-                await stream.ack(ev)
 
     async def _process(events: list[EventT]) -> None:
         changed_windows: dict[int, set[tuple[int, str]]] = defaultdict(set)
@@ -128,3 +120,5 @@ def register(pipe: Pipeline) -> None:
             if n:
                 fixes_metric.labels(outcome=outcome).inc(n)
         pipe.metrics.records_out.labels(topic=out.get_topic_name()).inc(len(outputs))
+
+    register_batch_agent(pipe, source, "count_zone_minutes", _process, counts_in=False)  # bike.fixes: its sink counts
