@@ -61,14 +61,16 @@ class PipelineRun:
     fixes: int
     messages: int
     seconds: float
-    violation_rows: int
+    before_t0: int  # fixes stored before every worker held its partitions (not timed)
+    violation_rows: int  # rows written (a batch delivered again after a rebalance writes its rows again)
     fix_rows: int
     workdir: Path
-    peak_rss_mb: float = 0.0  # the worker process's peak resident memory (VmHWM)
+    peak_rss_mb: float = 0.0  # the largest worker process's peak resident memory (VmHWM)
+    violations: int = 0  # distinct violations stored (FINAL), read back after the workers stopped
 
     @property
     def fixes_per_s(self) -> float:
-        return self.fixes / max(self.seconds, 1e-9)
+        return (self.fixes - self.before_t0) / max(self.seconds, 1e-9)
 
 
 def _count_fixes(rec: Recording) -> int:
@@ -90,44 +92,65 @@ def _sum(m: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **l
     return sum(v for (n, lbl), v in m.items() if n == name and all((k, x) in lbl for k, x in labels.items()))
 
 
-def _run(settings: Settings, rec: Recording, timeout_s: float) -> tuple[PipelineRun, str]:
-    """Replay ``rec``'s GPS feed, run a worker until drained; returns the run and its chDB DSN."""
+def _run(settings: Settings, rec: Recording, timeout_s: float, workers: int = 1) -> tuple[PipelineRun, str]:
+    """Replay ``rec``'s GPS feed, run the workers until drained; returns the run and its chDB DSN.
+
+    ``workers`` = 1: one ``--role all`` worker. More: one ``--role sinks`` worker (chDB is single-process) and
+    ``workers - 1`` ``--role streams`` workers in one group, sharing the partitions."""
     work = Path(tempfile.mkdtemp(prefix="citystream-bikes-run-"))
     prefix = f"b{uuid.uuid4().hex[:8]}"
     dsn = f"chdb://{work / 'clickhouse'}"
-    port = free_port()
     fixes = _count_fixes(rec)
+    roles = ["all"] if workers <= 1 else ["sinks", *["streams"] * (workers - 1)]
+    ports = [free_port() for _ in roles]
     with TansuBroker(log_path=work / "tansu.log") as broker:
         s = Settings(**{**settings.model_dump(), "broker": broker.url, "topic_prefix": prefix, "app_id": prefix})
         ensure_topics(s)
         stats = produce_recording(broker.bootstrap, rec.merged(["bike_gps"]), lambda f: s.topic(FEEDS[f]))
-        env = dict(os.environ)
-        env.update({
-            "CITYSTREAM_BROKER": broker.url, "CITYSTREAM_CLICKHOUSE_DSN": dsn, "CITYSTREAM_TOPIC_PREFIX": prefix,
-            "CITYSTREAM_APP_ID": prefix, "CITYSTREAM_PARTITIONS": str(s.partitions),
-            "CITYSTREAM_METRICS_PORT": str(port), "CITYSTREAM_DATA_DIR": str(work / "var"),
-            "CITYSTREAM_MONITOR_INTERVAL_S": "0.5", "CITYSTREAM_GEOGRAPHY": str(rec.path / "geography.geojson"),
-        })
-        with open(work / "worker.log", "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "citystream.cli", "worker", "--role", "all"], env=env,
-                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            try:
-                t0, t1, m = _wait(proc, port, fixes, timeout_s)
-                peak_mb = _peak_rss_mb(proc.pid)
-                crashed = [line for line in (work / "worker.log").read_text("utf-8", "replace").splitlines()
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            for i, (role, port) in enumerate(zip(roles, ports, strict=True)):
+                env = dict(os.environ)
+                env.update({
+                    "CITYSTREAM_BROKER": broker.url, "CITYSTREAM_CLICKHOUSE_DSN": dsn,
+                    "CITYSTREAM_TOPIC_PREFIX": prefix, "CITYSTREAM_APP_ID": prefix,
+                    "CITYSTREAM_PARTITIONS": str(s.partitions), "CITYSTREAM_METRICS_PORT": str(port),
+                    "CITYSTREAM_DATA_DIR": str(work / f"var{i}"), "CITYSTREAM_MONITOR_INTERVAL_S": "0.5",
+                    "CITYSTREAM_GEOGRAPHY": str(rec.path / "geography.geojson"),
+                    "CITYSTREAM_STANDBY_REPLICAS": "0",  # two cores: no worker replays another's changelog
+                })
+                log = open(work / f"worker{i}.log", "wb")  # noqa: SIM115  # closed with the process
+                procs.append(subprocess.Popen([sys.executable, "-m", "citystream.cli", "worker", "--role", role],
+                                              env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+                log.close()
+            t0, t1, before, m = _wait(procs, ports, fixes, timeout_s)
+            peak_mb = max(_peak_rss_mb(p.pid) for p in procs)
+            for i in range(len(procs)):
+                crashed = [line for line in (work / f"worker{i}.log").read_text("utf-8", "replace").splitlines()
                            if "Crashed reason=" in line]
                 if crashed:  # a crashed agent stops acking: "idle" would pass for drained
                     raise RuntimeError(f"an agent crashed: {crashed[0][-300:]}")
-            finally:
+        finally:
+            for proc in procs:
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)
-                    try:
-                        proc.wait(30)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-    run = PipelineRun(fixes, stats.total, t1 - t0, int(_sum(m, "citystream_sink_rows_total", table="bike_violations")),
-                      int(_sum(m, "citystream_sink_rows_total", table="bike_fixes")), work, peak_mb)
+            for proc in procs:
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    distinct = _query(dsn, ["SELECT count() FROM bike_violations FINAL"])[0][0][0]
+    run = PipelineRun(fixes, stats.total, t1 - t0, int(before),
+                      int(_sum(m, "citystream_sink_rows_total", table="bike_violations")),
+                      int(_sum(m, "citystream_sink_rows_total", table="bike_fixes")), work, peak_mb, int(distinct))
     return run, dsn
+
+
+def _query(dsn: str, queries: list[str]) -> list[list[list[Any]]]:
+    """Rows of each query, read by a subprocess (chDB: one process per data directory, the workers' is gone)."""
+    out = subprocess.run([sys.executable, "-c", _READER, dsn], input=json.dumps(queries), capture_output=True,
+                         text=True, timeout=120, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -141,41 +164,52 @@ def _peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _wait(proc: subprocess.Popen[bytes], port: int, fixes: int, timeout_s: float) -> tuple[float, float, dict]:
-    """(assigned at, drained at, last metrics): drained = every fix and some violations stored, then settled
-    for 1 s (the drain time is when it first settled)."""
+def _wait(procs: list[subprocess.Popen[bytes]], ports: list[int], fixes: int, timeout_s: float
+          ) -> tuple[float, float, float, dict]:
+    """(assigned at, drained at, fix rows stored when assigned, last metrics of all workers).
+
+    Assigned: every worker holds partitions (with several workers, after the group's rebalance; fixes stored
+    before are not timed). Drained: every fix and some violations stored, then settled for 1 s (the drain
+    time is when it first settled)."""
     deadline = time.monotonic() + timeout_s
     t0 = done_at = None
+    stored_at_t0 = 0.0
     m: dict = {}
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"worker exited with {proc.returncode}")
+        for proc in procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {proc.returncode}")
         try:
-            m = _metrics(port)
+            each = [_metrics(port) for port in ports]
         except OSError:
             time.sleep(0.2)
             continue
+        m = {}
+        for i, one in enumerate(each):  # one key space: the workers' series apart by a worker label
+            m.update({(name, (*labels, ("worker", str(i)))): v for (name, labels), v in one.items()})
         now = time.monotonic()
-        if t0 is None and _sum(m, "citystream_assigned_partitions") > 0:
-            t0 = now
+        if t0 is None and all(_sum(m, "citystream_assigned_partitions", worker=str(i)) > 0 for i in range(len(ports))):
+            t0, stored_at_t0 = now, _sum(m, "citystream_sink_rows_total", table="bike_fixes")
         stored = (_sum(m, "citystream_sink_rows_total", table="bike_fixes") >= fixes
                   and _sum(m, "citystream_sink_rows_total", table="bike_violations") > 0)
-        # Settled: every lag is 0, or the worker finished no message for 3 s (a Faust commit can stall after
+        # Settled: every lag is 0, or no worker finished a message for 3 s (a Faust commit can stall after
         # all the work is done; the same rule as the integration harness).
-        settled = _sum(m, "citystream_consumer_lag") == 0 or _sum(m, "citystream_idle_seconds") >= 3
+        settled = _sum(m, "citystream_consumer_lag") == 0 or min(
+            _sum(m, "citystream_idle_seconds", worker=str(i)) for i in range(len(ports))) >= 3
         if t0 is not None and stored and settled:
             done_at = done_at or now
             if now - done_at >= 1.0:  # stable: nothing more arrives downstream
-                return t0, done_at, m
+                return t0, done_at, stored_at_t0, m
         else:
             done_at = None
         time.sleep(0.5)  # each scrape costs the worker CPU (the exposition of every metric)
     raise TimeoutError(f"the pipeline did not drain within {timeout_s:.0f} s")
 
 
-def pipeline_throughput(settings: Settings, recording: Path, timeout_s: float = 900.0) -> PipelineRun:
+def pipeline_throughput(settings: Settings, recording: Path, timeout_s: float = 900.0, workers: int = 1
+                        ) -> PipelineRun:
     """GPS fixes/s of the whole pipeline on a recording (see the module docstring)."""
-    return _run(settings, Recording.open(recording), timeout_s)[0]
+    return _run(settings, Recording.open(recording), timeout_s, workers)[0]
 
 
 def score_through_pipeline(settings: Settings, recording: Path, timeout_s: float = 900.0
@@ -189,9 +223,7 @@ def score_through_pipeline(settings: Settings, recording: Path, timeout_s: float
 
     rec = Recording.open(recording)
     run, dsn = _run(settings, rec, timeout_s)
-    out = subprocess.run([sys.executable, "-c", _READER, dsn], input=json.dumps([_VIOLATIONS]), capture_output=True,
-                         text=True, timeout=120, check=True)
-    rows = json.loads(out.stdout.strip().splitlines()[-1])[0]
+    rows = _query(dsn, [_VIOLATIONS])[0]
     found = [Violation("open", k, subject, reported, opened, "", 0.0) for k, subject, opened, reported, _ in rows]
     head, truth = read_truth(rec.path / str(rec.extra.get("ground_truth", "ground_truth.jsonl.gz")))
     cfg = load_bike_setup(settings).config

@@ -71,6 +71,9 @@ def register(app: typer.Typer, settings_of: Any) -> None:
         tracked: Annotated[int, typer.Option(help="Bikes tracked by the supervisor in the memory figure.")] = 150_000,
         modes: Annotated[str, typer.Option(help="Comma-separated: single (one fix per message), batched "
                                                 "(operator batches).")] = "single,batched",
+        workers: Annotated[int, typer.Option(help="Worker processes: 1 = one --role all worker; N > 1 = one "
+                                                  "--role sinks worker (chDB is single-process) and N-1 --role "
+                                                  "streams workers sharing the partitions.")] = 1,
     ) -> None:
         """GPS fixes/s through the bike agents end to end (embedded Tansu -> worker -> ClickHouse rows, violations
         detected), with one fix per message and with operator batches; memory per tracked bike (tracemalloc on
@@ -88,10 +91,12 @@ def register(app: typer.Typer, settings_of: Any) -> None:
         for mode in [m.strip() for m in modes.split(",") if m.strip()]:
             rec = _simulated(hours, bikes, seed=1, batched=mode == "batched")
             with console.status(f"{mode}: replaying {rec} into the embedded pipeline"):
-                run = pipeline_throughput(settings, rec)
+                run = pipeline_throughput(settings, rec, workers=workers)
             table.add_row(f"end to end, {mode}", f"{run.fixes_per_s:,.0f} fixes/s",
-                          f"{run.fixes:,} fixes in {run.messages:,} messages, {run.seconds:.1f} s; "
-                          f"{run.violation_rows:,} violation rows, {run.fix_rows:,} fix rows; "
+                          f"{run.fixes:,} fixes in {run.messages:,} messages, {run.seconds:.1f} s"
+                          + (f" after {run.before_t0:,} stored during the group's rebalance" if run.before_t0 else "")
+                          + f"; {workers} worker process{'es' if workers > 1 else ''}; "
+                          f"{run.violations:,} violations ({run.violation_rows:,} rows written), {run.fix_rows:,} fix rows; "
                           f"worker peak RSS {run.peak_rss_mb:,.0f} MB")
         with console.status("supervisor alone (in-process)"):
             rate, n = supervisor_throughput(settings)

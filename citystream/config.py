@@ -64,6 +64,11 @@ class Settings(BaseSettings):
         description="Kafka request timeout (>= session timeout). A fetch the broker never answers is retried after it; "
         "Faust's default (90 s) turns one lost fetch on the embedded broker into a long stall.",
     )
+    standby_replicas: int = Field(
+        1, ge=0,
+        description="Standby copies of each table partition kept warm by other workers of the role (fast failover). "
+        "Each costs its worker a replay of the changelog: 0 where workers share a few cores.",
+    )
     batch_size: int = Field(2000, ge=1, description="Max messages an agent takes per batch.")
     batch_within_s: float = Field(0.25, gt=0, description="Max seconds an agent waits to fill a batch.")
     ingest_batch_size: int = Field(

@@ -100,6 +100,7 @@ def create_pipeline(
         web_enabled=False,
         datadir=str(settings.data_dir / "faust"),
         producer_linger_ms=5,
+        table_standby_replicas=settings.standby_replicas,
         logging_config=None,
     )
     if role in (Role.sinks, Role.all) and clickhouse is None:

@@ -1,11 +1,13 @@
 """Stage 2 of the bike flow: per-minute, per-zone counts of distinct fixes (see :mod:`models.zone_counts`).
 
 State is durable in one Faust table, ``zone_counts``, co-partitioned with ``bike.fixes``: windows under
-``w|partition|minute|zone`` and bikes under ``b|bike``. Per batch, the window upserts and the state (windows
-first, then bikes, in one changelog partition, whose order Kafka keeps) are sent together and awaited, then
-the events are acked. After a crash the state is a prefix of what was sent, so a window can be newer than its
-bikes but never older, and the window's offset guard stops a double count. Windows restored after a
-restart are emitted again (same version), so a lost upsert is always repaired (docs/architecture.md).
+``w|partition|minute|zone``, bikes under ``b|bike`` and the zone names that bike entries refer to by code under
+``z|partition|code``. Per batch, the window upserts and the state (new zones first, then windows, then bikes,
+in one changelog partition, whose order Kafka keeps) are sent together and awaited, then the events are acked.
+After a crash the state is a prefix of what was sent, so a window can be newer than its bikes but never
+older, and the window's offset guard stops a double count; a bike entry's zones are always there. Windows
+restored after a restart are emitted again (same version), so a lost upsert is always repaired
+(docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import asyncio
 from collections import defaultdict
 from typing import Any
 
+import numpy as np
 from faust.types import EventT
+from numpy.typing import NDArray
 
 from models.gps import FixBatch
 from models.grid import GridZones
-from models.zone_counts import BikeSeen, Window, ZoneMinuteCounter
+from models.zone_counts import ZoneMinuteCounter, pack_windows, union
 from streams.app import Pipeline
 from streams.chunks import json_chunks
 from streams.clock import YIELD_EVERY_FIXES
@@ -28,13 +32,23 @@ from streams.partitioned import register_batch_agent
 from streams.state import END_MARKER, Entry, persist, raw_table
 
 
-def _window_key(p: int, key: tuple[int, str]) -> bytes:
-    return f"w|{p}|{key[0]}|{key[1]}".encode()
+def _window_key(p: int, minute_ms: int, zone: str) -> bytes:
+    return f"w|{p}|{minute_ms}|{zone}".encode()
 
 
-def _row(p: int, key: tuple[int, str], w: Window) -> dict[str, Any]:
-    return {"minute_ms": key[0], "zone": key[1], "partition": p, "fixes": w.fixes, "bikes": w.bikes,
-            "locked": w.locked, "version": w.last_offset}
+def state_changes(p: int, c: ZoneMinuteCounter, windows: NDArray[np.int64],
+                  bikes: NDArray[np.int64]) -> tuple[list[dict[str, Any]], list[Entry]]:
+    """The upsert rows of the windows ``windows`` (codes) of partition ``p``'s counter and the state entries
+    of a batch, in the order they must be written: new zones, windows, bikes, evicted windows."""
+    entries: list[Entry] = [(p, k, v) for k, v in c.zone_entries(p)]  # bike entries refer to zones by code
+    minutes, zones, counts = c.window_state(windows)
+    fixes, nbikes, locked, version = counts.T.tolist() if len(minutes) else ([], [], [], [])
+    rows = [{"minute_ms": m, "zone": z, "partition": p, "fixes": f, "bikes": b, "locked": lk, "version": v}
+            for m, z, f, b, lk, v in zip(minutes, zones, fixes, nbikes, locked, version, strict=True)]
+    entries += [(p, _window_key(p, m, z), v) for m, z, v in zip(minutes, zones, pack_windows(counts), strict=True)]
+    entries += c.bike_entries(p, bikes)
+    entries += [(p, _window_key(p, m, z), None) for m, z in c.window_keys(c.evict())]
+    return rows, entries
 
 
 def register(pipe: Pipeline) -> None:
@@ -47,7 +61,7 @@ def register(pipe: Pipeline) -> None:
     grid = GridZones(s.zone_cell_m)
     lateness_ms = s.allowed_lateness_s * 1000
     counters: dict[int, ZoneMinuteCounter] = {}
-    reemit: dict[int, set[tuple[int, str]]] = {}
+    reemit: dict[int, NDArray[np.int64]] = {}  # windows restored: emitted again with the next batch
     pipe.state["zone_counters"] = counters
     fixes_metric = pipe.metrics.fixes
 
@@ -55,18 +69,8 @@ def register(pipe: Pipeline) -> None:
         """The counter of partition ``p``, rebuilt from the recovered table on first use."""
         if p not in counters:
             c = counters[p] = ZoneMinuteCounter(lateness_ms, max(3_600_000, 2 * lateness_ms + 60_000))
-            wprefix = f"w|{p}|".encode()
-            for k, v in table.data.items():
-                if not v or k == END_MARKER:
-                    continue
-                if k.startswith(wprefix):
-                    _, _, minute, zone = k.decode().split("|", 3)
-                    c.restore_window((int(minute), zone), Window.from_bytes(v))
-                elif k.startswith(b"b|"):
-                    bp, seen = BikeSeen.from_bytes(v)
-                    if bp == p:
-                        c.restore_bike(k[2:].decode(), seen)
-            reemit[p] = set(c.windows)
+            c.load(p, ((k, v) for k, v in table.data.items() if v and k != END_MARKER))
+            reemit[p] = c.window_codes()
         return counters[p]
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust stub: async receivers work
@@ -77,8 +81,8 @@ def register(pipe: Pipeline) -> None:
                 reemit.pop(tp.partition, None)
 
     async def _process(events: list[EventT]) -> None:
-        changed_windows: dict[int, set[tuple[int, str]]] = defaultdict(set)
-        changed_bikes: dict[int, set[str]] = defaultdict(set)
+        changed_windows: dict[int, list[NDArray[np.int64]]] = defaultdict(list)
+        changed_bikes: dict[int, list[NDArray[np.int64]]] = defaultdict(list)
         tallies = {"accepted": 0, "duplicate": 0, "late": 0}
         since_yield = 0
         for ev in events:
@@ -89,33 +93,30 @@ def register(pipe: Pipeline) -> None:
             if since_yield >= YIELD_EVERY_FIXES:  # let the loop breathe (heartbeats, the ingest, metrics)
                 since_yield = 0
                 await asyncio.sleep(0)
-            changed_windows[p] |= result.windows
-            changed_bikes[p] |= result.bikes
+            changed_windows[p].append(result.windows)
+            changed_bikes[p].append(result.bikes)
             tallies["accepted"] += result.accepted
             tallies["duplicate"] += result.duplicate
             tallies["late"] += result.late
         for p in list(changed_windows):
-            changed_windows[p] |= reemit.pop(p, set())
+            if p in reemit:
+                changed_windows[p].append(reemit.pop(p))
         outputs = []
         entries: list[Entry] = []
-        for p, keys in changed_windows.items():
+        zones_sent = []
+        for p, parts in changed_windows.items():
             c = counters[p]
-            rows = []
-            for key in sorted(k for k in keys if k in c.windows):
-                w = c.windows[key]
-                rows.append(_row(p, key, w))
-                entries.append((p, _window_key(p, key), w.to_bytes()))
+            zones_sent.append((c, len(c.zones)))
+            rows, state = state_changes(p, c, union(parts), union(changed_bikes[p]))
+            entries += state  # per changelog partition in this order (other partitions' entries don't matter)
             if rows:  # messages of upserts per partition and batch (as few as fit): the sink stores arrays as rows
                 ts = max(r["minute_ms"] for r in rows) / 1000
                 for value in json_chunks(rows):
                     outputs.append(await out.send(key=str(p).encode(), value=value, partition=p, timestamp=ts,
                                                   force=True))
-        # Windows before bikes (same partition: Kafka keeps the order), evictions last.
-        for p, bikes in changed_bikes.items():
-            bike_bytes = counters[p].bike_bytes
-            entries += [(p, b"b|" + b.encode(), bike_bytes(b, p)) for b in bikes]
-        entries += [(p, _window_key(p, k), None) for p in changed_windows for k in counters[p].evict()]
         await persist(table, entries, s.changelog_end_markers, also=outputs)
+        for c, n in zones_sent:
+            c.zones_persisted = n
         for outcome, n in tallies.items():
             if n:
                 fixes_metric.labels(outcome=outcome).inc(n)

@@ -8,18 +8,17 @@ few columnar messages per partition, delivered, and only then committed."""
 
 from __future__ import annotations
 
-__all__ = ["register", "split_by_partition"]
+__all__ = ["partition_chunks", "register", "split_by_partition"]
 
 import asyncio
 import time
 
 import numpy as np
-from aiokafka.structs import ConsumerRecord
 
 from models.gps import FixBatch, decode_gps_many
 from streams.app import Pipeline
 from streams.deadletters import send_record_dead_letters
-from streams.ingest import BatchIngest
+from streams.ingest import Batch, BatchIngest
 from streams.topics import partition_for
 
 #: Partition of each bike id seen, per partition count: murmur2 in pure Python costs ~6 us a key, and a
@@ -33,13 +32,34 @@ MAX_FIXES_PER_MESSAGE = 4000
 
 def split_by_partition(batch: FixBatch, partitions: int) -> dict[int, FixBatch]:
     """Group fixes by the partition their bike id hashes to, keeping order within a group."""
+    return {p: batch.take(idx) for p, idx in _partition_index(batch, partitions)}
+
+
+def partition_chunks(batch: FixBatch, partitions: int, size: int = MAX_FIXES_PER_MESSAGE) -> list[tuple[int, FixBatch]]:
+    """:func:`split_by_partition`, each group cut into chunks of at most ``size`` fixes (in order)."""
+    out = []
+    for p, idx in _partition_index(batch, partitions):
+        if len(idx) == len(batch) and len(idx) <= size:  # one partition gets everything: no copy
+            out.append((p, batch))
+            continue
+        out += [(p, batch.take(idx[i:i + size])) for i in range(0, len(idx), size)]
+    return out
+
+
+def _partition_index(batch: FixBatch, partitions: int) -> list[tuple[int, np.ndarray]]:
+    """Per target partition (ascending), the positions of its fixes in ``batch`` (ascending)."""
+    if not len(batch):
+        return []
     known = _PARTITION_OF.setdefault(partitions, {})
-    for b in set(batch.bike_id).difference(known):
-        known[b] = partition_for(b.encode(), partitions)
-    target = np.fromiter(map(known.__getitem__, batch.bike_id), dtype=np.int64, count=len(batch))
-    order = np.argsort(target, kind="stable")
+    try:
+        target = np.fromiter(map(known.__getitem__, batch.bike_id), np.int64, len(batch))
+    except KeyError:  # bikes not seen yet
+        for b in set(batch.bike_id).difference(known):
+            known[b] = partition_for(b.encode(), partitions)
+        target = np.fromiter(map(known.__getitem__, batch.bike_id), np.int64, len(batch))
+    order = np.argsort(target.astype(np.uint16 if partitions <= 1 << 16 else np.int64), kind="stable")
     cuts = np.flatnonzero(np.diff(target[order])) + 1
-    return {int(target[part[0]]): batch.take(part) for part in np.split(order, cuts) if len(part)}
+    return [(int(target[part[0]]), part) for part in np.split(order, cuts)]
 
 
 def register(pipe: Pipeline) -> None:
@@ -51,19 +71,16 @@ def register(pipe: Pipeline) -> None:
     m_out = pipe.metrics.records_out.labels(topic=fixes_topic.get_topic_name())
     m_lag = pipe.metrics.event_time_lag.labels(topic=source)
 
-    async def validate_fixes(records: list[ConsumerRecord]) -> None:
-        good, bad = decode_gps_many([r.value for r in records])  # one batch for all the messages
-        futures = await send_record_dead_letters(pipe, ((records[i], d) for i, d in bad))
-        for p, part in split_by_partition(good, s.partitions).items():
-            for i in range(0, len(part), MAX_FIXES_PER_MESSAGE):
-                chunk = part if len(part) <= MAX_FIXES_PER_MESSAGE else part.take(
-                    np.arange(i, min(i + MAX_FIXES_PER_MESSAGE, len(part))))
-                futures.append(await fixes_topic.send(
-                    value=chunk.to_json(), partition=p, timestamp=float(chunk.ts.max()) / 1000, force=True,
-                ))
-                m_out.inc()
+    async def validate_fixes(batch: Batch) -> None:
+        good, bad = decode_gps_many(batch.values())  # one batch for all the messages
+        futures = await send_record_dead_letters(pipe, ((batch.source(i), d) for i, d in bad))
+        for p, chunk in partition_chunks(good, s.partitions):
+            futures.append(await fixes_topic.send(
+                value=chunk.to_json(), partition=p, timestamp=float(chunk.ts.max()) / 1000, force=True,
+            ))
+            m_out.inc()
         await asyncio.gather(*futures)  # delivered before the source offsets are committed
-        m_in.inc(len(records))
+        m_in.inc(len(batch))
         if len(good):
             m_lag.set(time.time() - float(good.ts.max()) / 1000)  # wall clock: a metric, not logic
 

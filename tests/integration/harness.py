@@ -74,12 +74,13 @@ class Stack:
         env.update(self.extra_env)
         return env
 
-    def start_worker(self, role: str = "all") -> Worker:
+    def start_worker(self, role: str = "all", **env: str) -> Worker:
+        """Start a ``citystream worker --role role``; ``env`` adds or overrides environment variables."""
         port = free_port()
         log = open(self.tmp / f"worker-{role}-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
             [sys.executable, "-m", "citystream.cli", "worker", "--role", role],
-            env=self.env(port), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**self.env(port), **env}, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         worker = Worker(proc, port, Path(log.name))
         self.workers.append(worker)
@@ -141,22 +142,26 @@ class Worker:
     def wait_ready(self, timeout: float = 60.0) -> None:
         self.wait(lambda w: w.metric_sum("citystream_assigned_partitions") > 0, timeout, "partition assignment")
 
-    def wait_drained(self, table_rows: dict[str, int], timeout: float = 120.0, stable_s: float = 2.0) -> None:
-        """Wait until each sink wrote at least the given rows and then, for ``stable_s``, either every consumer
-        lag is 0 or the worker finished no message for 3 s (a Faust commit can stall after all work is done:
-        docs/architecture.md)."""
+    def wait_drained(self, table_rows: dict[str, int], timeout: float = 120.0, stable_s: float = 2.0,
+                     others: tuple[Worker, ...] = ()) -> None:
+        """Wait until each sink (of this worker) wrote at least the given rows and then, for ``stable_s``, this
+        worker and ``others`` are :meth:`settled`."""
         since: list[float] = []
 
         def ok(w: Worker) -> bool:
             done = all(w.metric_sum("citystream_sink_rows_total", table=t) >= n for t, n in table_rows.items())
-            settled = w.metric_sum("citystream_consumer_lag") == 0 or w.metric_sum("citystream_idle_seconds") >= 3
-            if done and settled:
+            if done and all(x.settled() for x in [w, *others]):
                 since.append(time.monotonic())
                 return since[-1] - since[0] >= stable_s
             since.clear()
             return False
 
         self.wait(ok, timeout, f"sinks to drain {table_rows}")
+
+    def settled(self) -> bool:
+        """Every consumer lag is 0, or the worker finished no message for 3 s (a Faust commit can stall after
+        all work is done: docs/architecture.md)."""
+        return self.metric_sum("citystream_consumer_lag") == 0 or self.metric_sum("citystream_idle_seconds") >= 3
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> float:
         """Send ``sig`` and wait; returns the seconds the process took to exit."""

@@ -1,4 +1,5 @@
-"""Bike supervision end to end on the embedded stack: identical rows at any replay speed, exact after kill -9.
+"""Bike supervision end to end on the embedded stack: identical rows at any replay speed, exact after kill -9,
+and the same when the work is spread over several worker processes.
 
 The reference for the bike violations is the pure model itself: the recording's fixes through one
 ``BikeSupervisor`` per partition (split like ``validate_fixes`` does), without the final flush the stream
@@ -137,6 +138,30 @@ def test_kill_9_mid_replay_then_restart_loses_and_duplicates_nothing(
         rest = replay(stack, recording, None, from_ts=mid)
         stack.start_worker()
         got = drain_and_read(stack, {"bike_fixes": rest})  # at least the second half is the new worker's
+    finally:
+        stack.close()
+    same_rows(reference, got)
+
+
+def test_scaled_out_two_stream_workers_and_a_sink_worker_give_the_same_rows(
+        broker_url: str, tmp_path: Path, recording: Recording, reference: list, expected: dict[str, tuple]) -> None:
+    """Scaling out is more workers on the partitions: two ``--role streams`` workers share them (the second
+    joins while the first is at work: a rebalance mid-stream, standby replicas on), and one ``--role sinks``
+    worker writes ClickHouse."""
+    stack = make_stack(broker_url, tmp_path / "s", "scale", recording)
+    try:
+        fixes = replay(stack, recording, None)
+        sinks = stack.start_worker("sinks", CITYSTREAM_DATA_DIR=str(stack.tmp / "var-sinks"))
+        first = stack.start_worker("streams", CITYSTREAM_DATA_DIR=str(stack.tmp / "var-1"))
+        first.wait(lambda w: w.metric_sum("citystream_records_out_total") > 0, timeout=120, what="first outputs")
+        second = stack.start_worker("streams", CITYSTREAM_DATA_DIR=str(stack.tmp / "var-2"))
+        second.wait_ready()
+        sinks.wait_drained({"bike_fixes": fixes, "bike_violations": violation_events(expected)}, timeout=240,
+                           others=(first, second))
+        assert first.metric_sum("citystream_assigned_partitions") > 0, "the first worker kept a share"
+        for w in (first, second, sinks):
+            w.stop()
+        got = stack.query(*ROWS)
     finally:
         stack.close()
     same_rows(reference, got)
