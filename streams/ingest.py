@@ -16,6 +16,15 @@ of the garbage collector's tracking at its first pass, rather than GC-tracked da
 collection walk them. (Making aiokafka's fetcher yield such tuples itself saves ~1 us more per record, but only
 by replacing private aiokafka classes: not done.)
 
+Event-time alignment: a ``getmany`` can bring a long stretch of one partition and a short one of another (the
+fetch sizes, a partition that lagged, a rebalance), so a stage downstream that orders fixes by event time per
+target partition would see one source far behind the other, beyond the allowed lateness, depending on timing.
+The ingest therefore holds fetched records back (:func:`release`): it hands over only records up to the
+oldest "newest timestamp" among the partitions it holds records of, and waits (at most
+``ALIGN_WAIT_S``) for partitions known to have unread records it has not fetched yet. A partition that is
+read to its end does not hold the others back (a live feed never waits for a silent source). What is held
+is uncommitted; a partition holding more than ``max_records`` is paused until the others catch up.
+
 Tansu quirks: no idempotent producer (outputs go through Faust's plain producer); ListOffsets(latest)
 under-reports, so the lag uses the Fetch high watermark (``highwater``); JoinGroup answers after about half
 the session timeout, so the group uses the settings' short session timeout like Faust's.
@@ -23,7 +32,7 @@ the session timeout, so the group uses the settings' short session timeout like 
 
 from __future__ import annotations
 
-__all__ = ["Batch", "BatchIngest", "RecordSource", "ingests"]
+__all__ = ["ALIGN_WAIT_S", "Batch", "BatchIngest", "RecordSource", "ingests", "release"]
 
 import asyncio
 import logging
@@ -115,6 +124,39 @@ class Batch:
 
 Handler = Callable[[Batch], Awaitable[None]]
 
+#: The longest a fetched batch waits (wall seconds) for partitions with unread records not fetched yet.
+ALIGN_WAIT_S = 2.0
+
+
+def release(pending: dict[Any, list[Record]]) -> tuple[dict[Any, list[Record]], int | None]:
+    """Split held records: per partition, the prefix whose running maximum timestamp is at most the cutoff,
+    the smallest newest (running maximum) timestamp among the partitions with records. Returns what to hand
+    over now (the cutoff partition gives all its records) and the cutoff; ``pending`` keeps the rest.
+
+    Example
+    -------
+    >>> held = {"a": [(0, 10, None, b""), (1, 30, None, b"")], "b": [(0, 20, None, b""), (1, 40, None, b"")]}
+    >>> out, cutoff = release(held)
+    >>> cutoff, {tp: [r[0] for r in rs] for tp, rs in out.items()}, {tp: [r[0] for r in rs] for tp, rs in held.items()}
+    (30, {'a': [0, 1], 'b': [0]}, {'a': [], 'b': [1]})
+    """
+    newest = {tp: max(map(_timestamp, recs)) for tp, recs in pending.items() if recs}
+    if not newest:
+        return {}, None
+    cutoff = min(newest.values())
+    out: dict[Any, list[Record]] = {}
+    for tp, recs in pending.items():
+        if not recs:
+            continue
+        if newest[tp] <= cutoff:
+            out[tp], pending[tp] = recs, []
+            continue
+        top = np.maximum.accumulate(np.fromiter(map(_timestamp, recs), np.int64, len(recs)))
+        n = int(np.searchsorted(top, cutoff, side="right"))
+        if n:
+            out[tp], pending[tp] = recs[:n], recs[n:]
+    return out, cutoff
+
 
 def ingests(pipe: Pipeline) -> list[BatchIngest]:
     """The ingest stages of ``pipe`` (for the monitor and the demo's drain check)."""
@@ -130,6 +172,7 @@ class _Listener(ConsumerRebalanceListener):
             for tp in revoked:
                 self.ingest.committed.pop(TP(tp.topic, tp.partition), None)
                 self.ingest.read.pop(TP(tp.topic, tp.partition), None)
+                self.ingest.pending.pop(tp, None)  # uncommitted: the next owner (maybe this worker) reads them again
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         return None  # committed positions are looked up lazily by the loop
@@ -168,6 +211,8 @@ class BatchIngest:
         self.read: dict[TP, int] = {}  # last offset handed to the handler
         self.last_done = time.monotonic()
         self.consumer: AIOKafkaConsumer | None = None
+        self.pending: dict[TopicPartition, list[Record]] = {}  # fetched, held back (see release())
+        self._waiting_since: float | None = None  # when a batch started waiting for an unfetched partition
         ingests(pipe).append(self)
         pipe.app.add_dependency(_EarlyStart(self))
         pipe.app.task(self.run)
@@ -233,10 +278,11 @@ class BatchIngest:
         assert consumer is not None
         try:
             while True:
-                batch = _as_records(await consumer.getmany(timeout_ms=200, max_records=self.max_records))
-                await self._track(consumer, batch)  # not under the lock: position() may wait on a rebalance
-                if batch:
-                    async with self.lock:
+                fetched = _as_records(await consumer.getmany(timeout_ms=200, max_records=self.max_records))
+                await self._track(consumer, fetched)  # not under the lock: position() may wait on a rebalance
+                async with self.lock:
+                    batch = self._release(consumer, fetched)
+                    if batch:
                         await self._process(consumer, batch)
         finally:
             try:
@@ -261,6 +307,51 @@ class BatchIngest:
             if tp in consumer.assignment():  # not revoked while position() waited
                 self.committed[key] = position
 
+    def _release(self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[Record]]
+                 ) -> dict[TopicPartition, list[Record]]:
+        """Add ``fetched`` to the held records and take what is due (:func:`release`); pause partitions holding
+        more than ``max_records``, resume the others."""
+        assigned = consumer.assignment()
+        for tp, recs in fetched.items():
+            if tp in assigned:
+                self.pending.setdefault(tp, []).extend(recs)
+        for tp in [tp for tp in self.pending if tp not in assigned]:
+            del self.pending[tp]
+        if not any(self.pending.values()):
+            self._waiting_since = None
+            return {}
+        unfetched = [tp for tp in assigned if not self.pending.get(tp) and self._has_unread(consumer, tp)]
+        now = time.monotonic()
+        if unfetched:
+            self._waiting_since = self._waiting_since or now
+            if now - self._waiting_since < ALIGN_WAIT_S:
+                self._pace(consumer, assigned)
+                return {}
+        self._waiting_since = None
+        out, _ = release(self.pending)
+        self._pace(consumer, assigned)
+        return out
+
+    def _has_unread(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
+        """The partition has records this worker has not fetched (or its end is not known yet)."""
+        try:
+            high = consumer.highwater(tp)
+        except IllegalStateError:
+            return False
+        if high is None:
+            return True
+        key = TP(tp.topic, tp.partition)
+        next_offset = self.read[key] + 1 if key in self.read else self.committed.get(key)
+        return next_offset is None or next_offset < high
+
+    def _pace(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> None:
+        full = {tp for tp in assigned if len(self.pending.get(tp, ())) >= self.max_records}
+        paused = consumer.paused()
+        if full - paused:
+            consumer.pause(*(full - paused))
+        if (paused & assigned) - full:
+            consumer.resume(*((paused & assigned) - full))
+
     async def _process(self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[Record]]) -> None:
         with ack_clock(self.pipe).working():  # a big batch is work under way, not idleness
             await self._handle(consumer, batch)
@@ -279,6 +370,7 @@ class BatchIngest:
             log.exception("ingest of %s failed on a batch of %d records; re-reading it in 1 s", self.topic, len(records))
             for tp, recs in batch.items():
                 consumer.seek(tp, recs[0][0])
+                self.pending.pop(tp, None)  # read again after the batch
             await asyncio.sleep(1.0)
             return
         offsets = {tp: recs[-1][0] + 1 for tp, recs in batch.items()}
