@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     ingest_batch_size: int = Field(
         20000, ge=1, description="Max messages the GPS ingest stage (a plain consumer) reads, handles and commits at once.",
     )
+    ingest_max_backlog: int = Field(
+        100_000, ge=1,
+        description="Fixes the GPS ingest may have sent ahead of the bike supervisor in this worker before it waits "
+        "(backpressure: a worker catching up on a long backlog keeps it in Kafka, not in memory).",
+    )
     sink_batch_size: int = Field(5000, ge=1, description="Max messages a sink takes per ClickHouse insert.")
     sink_within_s: float = Field(1.0, gt=0, description="Max seconds a sink buffers before inserting.")
     sink_max_retries: int = Field(8, ge=0, description="Insert retries on transient errors (capped backoff).")

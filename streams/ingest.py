@@ -194,17 +194,20 @@ class BatchIngest:
     """Consume ``short`` (a topic's short name) in batches of up to ``max_records`` into ``handle``.
 
     ``handle(batch)`` (a :class:`Batch`) must deliver everything it sends before returning; it is retried (from
-    the last committed offsets) when it raises, so it must be safe to repeat. Lag and progress are exposed for the
+    the last committed offsets) when it raises, so it must be safe to repeat. ``throttle()``, if given, is
+    awaited before each fetch (outside the batch lock). Lag and progress are exposed for the
     monitor (:meth:`lags`, :attr:`read`, :attr:`last_done`).
     """
 
-    def __init__(self, pipe: Pipeline, short: str, handle: Handler, *, max_records: int) -> None:
+    def __init__(self, pipe: Pipeline, short: str, handle: Handler, *, max_records: int,
+                 throttle: Callable[[], Awaitable[None]] | None = None) -> None:
         s = pipe.settings
         self.pipe = pipe
         self.topic = s.topic(short)
         self.group = f"{s.app_id}-{pipe.role.value}-ingest"
         self.handle = handle
         self.max_records = max_records
+        self.throttle = throttle  # awaited before each fetch: backpressure from the stages behind
         self.lock = asyncio.Lock()
         self._starting = asyncio.Lock()
         self.committed: dict[TP, int] = {}  # next offset to read, as committed by this worker
@@ -278,6 +281,8 @@ class BatchIngest:
         assert consumer is not None
         try:
             while True:
+                if self.throttle is not None:
+                    await self.throttle()
                 fetched = _as_records(await consumer.getmany(timeout_ms=200, max_records=self.max_records))
                 await self._track(consumer, fetched)  # not under the lock: position() may wait on a rebalance
                 async with self.lock:

@@ -28,6 +28,7 @@ from streams.agents.bikes_rows import delta_item, mark_item, output_rows
 from streams.app import Pipeline
 from streams.chunks import item_chunks, json_chunks
 from streams.clock import YIELD_EVERY_FIXES
+from streams.flow import fix_flow
 from streams.partitioned import register_batch_agent
 from streams.state import END_MARKER, persist, raw_table
 from streams.topics import partition_for
@@ -46,6 +47,7 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
     events_metric = pipe.metrics.bike_events
     q_zone: dict[str, int] = {}
     q_op: dict[str, int] = {}
+    flow = fix_flow(pipe)  # tells the ingest how far this stage got (backpressure)
 
     def sup_for(p: int) -> BikeSupervisor:
         """The supervisor of partition ``p``, rebuilt from the recovered table on first use."""
@@ -62,6 +64,7 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
             if tp.topic == source.get_topic_name():
                 sups.pop(tp.partition, None)
                 sent_wm.pop(tp.partition, None)
+                flow.forget([tp.partition])
 
     def zone_q(zone: str) -> int:
         q = q_zone.get(zone)
@@ -89,6 +92,8 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
         await asyncio.gather(*futures)  # delivered before the state that produced them is persisted
         await persist(table, [(p, f"{p}|{b}".encode(), v) for p in batches
                               for b, v in sups[p].drain_changes().items()], s.changelog_end_markers)
+        for p, parts in batches.items():
+            flow.done(p, sum(map(len, parts)))
 
     def _runs(parts: list[FixBatch]) -> list[list[FixBatch]]:
         """Consecutive messages in runs of about ``YIELD_EVERY_FIXES`` fixes."""

@@ -18,6 +18,7 @@ import numpy as np
 from models.gps import FixBatch, decode_gps_many
 from streams.app import Pipeline
 from streams.deadletters import send_record_dead_letters
+from streams.flow import fix_flow
 from streams.ingest import Batch, BatchIngest
 from streams.topics import partition_for
 
@@ -70,6 +71,15 @@ def register(pipe: Pipeline) -> None:
     m_in = pipe.metrics.records_in.labels(topic=source)
     m_out = pipe.metrics.records_out.labels(topic=fixes_topic.get_topic_name())
     m_lag = pipe.metrics.event_time_lag.labels(topic=source)
+    flow = fix_flow(pipe)
+    fixes_name = fixes_topic.get_topic_name()
+
+    def mine() -> set[int]:
+        """The ``bike.fixes`` partitions this worker's agents hold."""
+        return {tp.partition for tp in pipe.app.consumer.assignment() if tp.topic == fixes_name}
+
+    async def throttle() -> None:
+        await flow.wait(mine)
 
     async def validate_fixes(batch: Batch) -> None:
         good, bad = decode_gps_many(batch.values())  # one batch for all the messages
@@ -78,10 +88,12 @@ def register(pipe: Pipeline) -> None:
             futures.append(await fixes_topic.send(
                 value=chunk.to_json(), partition=p, timestamp=float(chunk.ts.max()) / 1000, force=True,
             ))
+            flow.sent(p, len(chunk))
             m_out.inc()
         await asyncio.gather(*futures)  # delivered before the source offsets are committed
         m_in.inc(len(batch))
         if len(good):
             m_lag.set(time.time() - float(good.ts.max()) / 1000)  # wall clock: a metric, not logic
 
-    BatchIngest(pipe, "bike.gps", validate_fixes, max_records=s.ingest_batch_size)  # an app task and service
+    BatchIngest(pipe, "bike.gps", validate_fixes, max_records=s.ingest_batch_size,  # an app task and service
+                throttle=throttle)
