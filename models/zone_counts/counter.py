@@ -4,12 +4,13 @@ from __future__ import annotations
 
 __all__ = ["ZoneMinuteCounter"]
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from itertools import repeat
 
 import numpy as np
 from numpy.typing import NDArray
 
+from models.codes import codes_of
 from models.gps import FixBatch
 from models.zone_counts.records import (
     BIKE_FORMAT,
@@ -26,18 +27,6 @@ from models.zone_counts.records import (
 )
 
 _I64 = np.int64
-
-
-def _interned(codes: dict[str, int], names: list[str], add: Callable[[str], int]) -> NDArray[np.int64]:
-    """The code of each name, ``add`` giving new names theirs in order of first appearance."""
-    try:
-        return np.fromiter(map(codes.__getitem__, names), _I64, len(names))
-    except KeyError:
-        pass
-    for name in dict.fromkeys(names):
-        if name not in codes:
-            add(name)
-    return np.fromiter(map(codes.__getitem__, names), _I64, len(names))
 _SMALL_ROUND = 16  # fewer fixes than this left in a round: finish them fix by fix
 _CAPACITY = 1024  # initial bike rows (doubled when full)
 _COUNTED_WIDTH = 16  # initial columns of counted windows per bike (doubled when a bike needs more)
@@ -275,7 +264,7 @@ class ZoneMinuteCounter:
     # ----------------------------------------------------------------------------------------- rows
 
     def _slots_for(self, bike_ids: list[str]) -> NDArray[np.int64]:
-        return _interned(self._slot, bike_ids, self._slot_of)  # rows in order of first fix
+        return codes_of(self._slot, bike_ids, self._slot_of)  # rows in order of first fix
 
     def _slot_of(self, bike_id: str) -> int:
         s = self._slot.get(bike_id)
@@ -310,7 +299,7 @@ class ZoneMinuteCounter:
         self._bike[s] = row
 
     def _zone_codes(self, zones: np.ndarray) -> NDArray[np.int64]:
-        return _interned(self._zone_code, zones.tolist(), self._zone_of)  # codes in order of first fix
+        return codes_of(self._zone_code, zones.tolist(), self._zone_of)  # codes in order of first fix
 
     def _zone_of(self, name: str) -> int:
         code = self._zone_code.get(name)

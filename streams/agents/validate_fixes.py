@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from models.codes import codes_of
 from models.gps import FixBatch, decode_gps_many
 from streams.app import Pipeline
 from streams.deadletters import send_record_dead_letters
@@ -52,12 +53,7 @@ def _partition_index(batch: FixBatch, partitions: int) -> list[tuple[int, np.nda
     if not len(batch):
         return []
     known = _PARTITION_OF.setdefault(partitions, {})
-    try:
-        target = np.fromiter(map(known.__getitem__, batch.bike_id), np.int64, len(batch))
-    except KeyError:  # bikes not seen yet
-        for b in set(batch.bike_id).difference(known):
-            known[b] = partition_for(b.encode(), partitions)
-        target = np.fromiter(map(known.__getitem__, batch.bike_id), np.int64, len(batch))
+    target = codes_of(known, batch.bike_id, lambda b: known.__setitem__(b, partition_for(b.encode(), partitions)))
     order = np.argsort(target.astype(np.uint16 if partitions <= 1 << 16 else np.int64), kind="stable")
     cuts = np.flatnonzero(np.diff(target[order])) + 1
     return [(int(target[part[0]]), part) for part in np.split(order, cuts)]
