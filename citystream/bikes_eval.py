@@ -30,6 +30,7 @@ import numpy as np
 
 from models.bikes import BikeSupervisor, SupervisionConfig, Violation
 from models.bikes.events import Event
+from models.bikes.state import UNSEEN
 from models.geo import ZoneIndex
 from models.gps import FixBatch, decode_gps
 from replay.recording import Recording
@@ -94,7 +95,9 @@ def read_fix_batches(rec: Recording, batch_fixes: int = 5_000) -> Iterator[FixBa
 
 def supervise(batches: Iterable[FixBatch], config: SupervisionConfig, index: ZoneIndex, partitions: int = 1,
               until_ts: int | None = None) -> tuple[list[Event], dict[str, int]]:
-    """Run the batches through one supervisor per partition; then advance each to ``until_ts``.
+    """Run the batches through one supervisor per partition; then advance each to ``until_ts``, by default
+    the newest fix of all minus the allowed lateness: where the pipeline's partitions end once every source
+    is read to its end (``models/source_clock.py``).
 
     Returns the events (time order within a partition) and the summed counters.
     """
@@ -103,6 +106,8 @@ def supervise(batches: Iterable[FixBatch], config: SupervisionConfig, index: Zon
     for batch in batches:
         for p, part in split_by_partition(batch, partitions).items():
             events += sups[p].process(part)
+    if until_ts is None and any(sup.max_seen != UNSEEN for sup in sups):
+        until_ts = max(sup.max_seen for sup in sups) - config.allowed_lateness_ms
     if until_ts is not None:
         for sup in sups:
             events += sup.advance_to(until_ts)

@@ -111,8 +111,9 @@ class Settings(BaseSettings):
         description="Fleet quota per operator: distinct active bikes per local day (JSON object).",
     )
     bike_idle_source_s: float = Field(
-        300.0, gt=0, description="Fence and fleet counts wait for every bike partition's event time; one silent this long "
-        "(wall time) is skipped. Long, so a busy partition delayed by a restart or load is never taken for idle.",
+        300.0, gt=0, description="Bike supervision waits for every bike.gps partition's progress, fence and fleet counts "
+        "for every bike partition's event time; a source silent this long (wall time) is skipped. Long, so a busy "
+        "partition delayed by a restart or load is never taken for idle.",
     )
     log_level: str = Field("warning", description="Worker log level.")
     # -- incidents (city-management cases) --

@@ -8,7 +8,7 @@ bad message, each with a reason code and a human-readable detail.
 
 from __future__ import annotations
 
-__all__ = ["DeadLetter", "FixBatch", "decode_gps", "decode_gps_many", "REASONS"]
+__all__ = ["DeadLetter", "FixBatch", "decode_gps", "decode_gps_many", "decode_gps_origins", "REASONS"]
 
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
@@ -95,18 +95,22 @@ class FixBatch:
             bike_id, operator = [self.bike_id[i] for i in idx], [self.operator[i] for i in idx]
         return FixBatch(bike_id, operator, self.ts[index], self.lat[index], self.lon[index], self.locked[index])
 
-    def to_json(self) -> bytes:
-        """Columnar JSON, the format of the internal repartitioned fixes topic."""
+    def to_json(self, **extra: Any) -> bytes:
+        """Columnar JSON, the format of the internal repartitioned fixes topic (``extra`` keys added)."""
         return orjson.dumps(
             {"bike_id": self.bike_id, "operator": self.operator, "ts": self.ts, "lat": self.lat,
-             "lon": self.lon, "locked": self.locked},
+             "lon": self.lon, "locked": self.locked, **extra},
             option=orjson.OPT_SERIALIZE_NUMPY,
         )
 
     @classmethod
     def from_json(cls, data: bytes) -> FixBatch:
-        """Inverse of :meth:`to_json`."""
-        d = orjson.loads(data)
+        """Inverse of :meth:`to_json` (extra keys ignored)."""
+        return cls.from_doc(orjson.loads(data))
+
+    @classmethod
+    def from_doc(cls, d: dict[str, Any]) -> FixBatch:
+        """:meth:`from_json` of the decoded JSON object."""
         return cls(
             d["bike_id"], d["operator"], np.asarray(d["ts"], np.int64), np.asarray(d["lat"], np.float64),
             np.asarray(d["lon"], np.float64), np.asarray(d["locked"], np.bool_),
@@ -200,6 +204,20 @@ def decode_gps_many(values: Sequence[bytes | None]) -> tuple[FixBatch, list[tupl
     >>> len(ok), [(i, d.reason) for i, d in bad]
     (1, [(1, 'invalid_json')])
     """
+    good, _, dead = decode_gps_origins(values)
+    return good, dead
+
+
+def decode_gps_origins(values: Sequence[bytes | None]) -> tuple[FixBatch, np.ndarray, list[tuple[int, DeadLetter]]]:
+    """:func:`decode_gps_many`, and per valid fix the index of the message it came from (int64, ascending).
+
+    Example
+    -------
+    >>> fix = b'{"bike_id":"HB-1","operator":"hellobike","ts":1795244405000,"lat":24.48,"lon":118.09,"locked":true}'
+    >>> ok, origin, bad = decode_gps_origins([b'{oops', b'{"fixes":[' + fix + b',' + fix + b']}', fix])
+    >>> len(ok), origin.tolist(), [i for i, _ in bad]
+    (3, [1, 1, 2], [0])
+    """
     if len(values) <= 1:
         return _decode_chunk(values, 0)
     try:
@@ -208,21 +226,32 @@ def decode_gps_many(values: Sequence[bytes | None]) -> tuple[FixBatch, list[tupl
         sizes = np.fromiter((len(v) if v else 0 for v in values), np.int64, len(values))
     ends = np.cumsum(sizes)
     cuts = np.searchsorted(ends, np.arange(_CHUNK_BYTES, int(ends[-1]), _CHUNK_BYTES), "right").tolist()
-    batches, dead = [], []
+    batches, origins, dead = [], [], []
     for first, last in zip([0, *cuts], [*cuts, len(values)], strict=True):
         if first < last:
-            good, bad = _decode_chunk(values[first:last], first)
+            good, origin, bad = _decode_chunk(values[first:last], first)
             batches.append(good)
+            origins.append(origin)
             dead += bad
-    return (batches[0] if len(batches) == 1 else FixBatch.concat(batches)), dead
+    if len(batches) == 1:
+        return batches[0], origins[0], dead
+    return FixBatch.concat(batches), np.concatenate(origins), dead
 
 
 #: Bytes of messages decoded and checked at a time: their objects stay in the CPU cache between the two.
 _CHUNK_BYTES = 64 * 1024
 
 
-def _decode_chunk(values: Sequence[bytes | None], first: int) -> tuple[FixBatch, list[tuple[int, DeadLetter]]]:
-    """:func:`decode_gps_many` of ``values``, the messages from index ``first`` on."""
+def _kept(owner: np.ndarray, bad: list[tuple[int, str, str]]) -> np.ndarray:
+    """``owner`` (the message of each checked fix) without the positions of the ``bad`` fixes."""
+    if not bad:
+        return owner
+    return np.delete(owner, [i for i, _, _ in bad])
+
+
+def _decode_chunk(values: Sequence[bytes | None], first: int
+                  ) -> tuple[FixBatch, np.ndarray, list[tuple[int, DeadLetter]]]:
+    """:func:`decode_gps_origins` of ``values``, the messages from index ``first`` on."""
     dead: list[tuple[int, DeadLetter]] = []
     try:
         docs: list[Any] = list(map(_loads, values))
@@ -239,7 +268,7 @@ def _decode_chunk(values: Sequence[bytes | None], first: int) -> tuple[FixBatch,
         # Every message is one fix (the common feed): message first + i is fix i.
         good, bad = _check_columns(docs, None, all_dicts=True)
         dead += [(first + i, DeadLetter(reason, detail, -1, values[i] or b"")) for i, reason, detail in bad]
-        return good, dead
+        return good, _kept(np.arange(first, first + len(docs), dtype=np.int64), bad), dead
     fixes: list[Any] = []  # the fixes of every message, in order
     defaults: list[Any] = []  # the operator each of them defaults to
     starts: list[int] = []  # per message with fixes: the position of its first fix,
@@ -268,7 +297,9 @@ def _decode_chunk(values: Sequence[bytes | None], first: int) -> tuple[FixBatch,
         dead.append((first + m, DeadLetter(reason, detail, -1, values[m] or b"") if single
                      else DeadLetter(reason, detail, i - starts[k], orjson.dumps(fixes[i]))))
     dead.sort(key=_first)  # stable: each message's dead letters stay in fix order
-    return good, dead
+    owner = np.repeat(np.fromiter((first + m for m, _ in owners), np.int64, len(owners)),
+                      np.diff(np.array([*starts, len(fixes)], np.int64)).astype(np.intp))
+    return good, _kept(owner, bad), dead
 
 
 _INVALID = object()  # a message that is not JSON (already dead-lettered)

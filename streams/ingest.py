@@ -86,9 +86,12 @@ class Batch:
     ([b'a', b'b', b'c'], RecordSource(topic='t', partition=1, offset=0, key=b'k', timestamp=20))
     """
 
-    __slots__ = ("records", "_partitions", "_of")
+    __slots__ = ("records", "idle", "_partitions", "_of")
 
-    def __init__(self, by_partition: dict[TopicPartition, list[Record]]) -> None:
+    def __init__(self, by_partition: dict[TopicPartition, list[Record]], idle: dict[int, bool] | None = None) -> None:
+        #: Per partition the ingest holds: True when it is read to its end after this batch (nothing held back,
+        #: nothing unread), i.e. it holds back no stage behind (see ``models/source_clock.py``).
+        self.idle: dict[int, bool] = idle or {}
         self._partitions = list(by_partition)
         self._of: np.ndarray | None = None  # position in records -> index in _partitions (None: all the first)
         parts = list(by_partition.values())
@@ -114,6 +117,11 @@ class Batch:
     def values(self) -> list[bytes | None]:
         """The record values, in order."""
         return list(map(_value, self.records))
+
+    def partitions(self, index: np.ndarray) -> np.ndarray:
+        """The partition number of the records at ``index`` (positions in :attr:`records`)."""
+        numbers = np.array([tp.partition for tp in self._partitions], np.int64)
+        return numbers[np.zeros(len(index), np.int64) if self._of is None else self._of[index]]
 
     def source(self, i: int) -> RecordSource:
         """Where ``records[i]`` came from."""
@@ -216,6 +224,7 @@ class BatchIngest:
         self.consumer: AIOKafkaConsumer | None = None
         self.pending: dict[TopicPartition, list[Record]] = {}  # fetched, held back (see release())
         self._waiting_since: float | None = None  # when a batch started waiting for an unfetched partition
+        self._idle: dict[int, bool] = {}  # per assigned partition, after the last release: read to its end
         ingests(pipe).append(self)
         pipe.app.add_dependency(_EarlyStart(self))
         pipe.app.task(self.run)
@@ -335,10 +344,13 @@ class BatchIngest:
         self._waiting_since = None
         out, _ = release(self.pending)
         self._pace(consumer, assigned)
+        self._idle = {tp.partition: not self.pending.get(tp) and not self._has_unread(consumer, tp, out.get(tp))
+                      for tp in assigned}
         return out
 
-    def _has_unread(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
-        """The partition has records this worker has not fetched (or its end is not known yet)."""
+    def _has_unread(self, consumer: AIOKafkaConsumer, tp: TopicPartition, handing: list[Record] | None = None) -> bool:
+        """The partition has records this worker has not fetched (or its end is not known yet); ``handing``:
+        its records being handed over now."""
         try:
             high = consumer.highwater(tp)
         except IllegalStateError:
@@ -346,6 +358,8 @@ class BatchIngest:
         if high is None:
             return True
         key = TP(tp.topic, tp.partition)
+        if handing:
+            return handing[-1][0] + 1 < high
         next_offset = self.read[key] + 1 if key in self.read else self.committed.get(key)
         return next_offset is None or next_offset < high
 
@@ -366,7 +380,7 @@ class BatchIngest:
         # partition's own order kept: one getmany can hold a long stretch of one partition and a short one of
         # another, and a bike whose fixes arrive on two partitions (single fixes and its operator's batches)
         # would otherwise see its older fixes after its newer ones, beyond the allowed lateness.
-        records = Batch(batch)
+        records = Batch(batch, self._idle)
         try:
             await self.handle(records)
         except asyncio.CancelledError:

@@ -109,11 +109,14 @@ class BikeSupervisor:
         self._rules = BikeRules(config, index, self.states, self.stats)
 
     # -- input -----------------------------------------------------------------------------------
-    def process(self, batch: FixColumns) -> list[Event]:
-        """Take a batch (any order) and return the events it makes due."""
+    def process(self, batch: FixColumns, watermark: int | None = None) -> list[Event]:
+        """Take a batch (any order) and return the events it makes due.
+
+        ``watermark``: the partition's event time from outside (its sources' clock, already minus the
+        lateness); None: the newest fix seen minus ``allowed_lateness_ms``."""
         n = len(batch)
         if n == 0:
-            return []
+            return [] if watermark is None else self.advance_to(watermark)
         rows = self.states.rows_for(batch.bike_id, batch.operator)
         ts = np.asarray(batch.ts, np.int64)
         # Late: older than the bike's newest fix of earlier batches minus the lateness (within a
@@ -134,7 +137,9 @@ class BikeSupervisor:
         self.held.add(held)
         self.states.dirty[rows] = True
         self.max_seen = max(self.max_seen, int(ts.max()))
-        return self._advance(max(self.watermark, self.max_seen - self.config.allowed_lateness_ms))
+        if watermark is None:
+            watermark = self.max_seen - self.config.allowed_lateness_ms
+        return self._advance(max(self.watermark, watermark))
 
     def advance_to(self, watermark_ms: int) -> list[Event]:
         """Event time reached ``watermark_ms`` (no fix at or before it is still expected): apply

@@ -1,7 +1,8 @@
 """Bike supervision, stage 1: per-bike rules over ``bike.fixes`` (one :class:`BikeSupervisor` per partition).
 
 Per batch, in this order: apply the partition's fixes (held back until event time passes them, see
-``models/bikes/supervisor.py``); send violations and GPS faults, decided parkings, and to *every*
+``models/bikes/supervisor.py``; a partition's event time is the minimum over the ``bike.gps`` partitions that
+feed it, from the marks the ingest sends along: ``models/source_clock.py``, minus the allowed lateness); send violations and GPS faults, decided parkings, and to *every*
 partition of ``bike.occupancy`` and ``bike.fleet`` the items keyed there with this partition's watermark;
 wait for delivery; persist the changed bikes (state row and held fixes, key ``<partition>|<bike>`` of the
 ``bike_state`` table); ack. A crash before the persist re-applies the batch to the older state, which
@@ -14,6 +15,7 @@ from __future__ import annotations
 __all__ = ["register_supervise"]
 
 import asyncio
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -22,7 +24,9 @@ from faust.types import EventT
 
 from models.bikes import BikeSupervisor, FirstActive, GpsFault, OccupancyDelta, Violation
 from models.bikes.events import Event
+from models.bikes.state import UNSEEN
 from models.gps import FixBatch
+from models.source_clock import Mark, SourceClock
 from streams.agents.bikes_geo import BikeSetup
 from streams.agents.bikes_rows import delta_item, mark_item, output_rows
 from streams.app import Pipeline
@@ -42,6 +46,7 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
     occupancy, fleet = pipe.topic("bike.occupancy"), pipe.topic("bike.fleet")
     table = raw_table(pipe, "bike_state")
     sups: dict[int, BikeSupervisor] = {}
+    clocks: dict[int, SourceClock] = {}  # partition -> its sources' marks (entry ``~src|<partition>``)
     sent_wm: dict[int, int] = {}
     pipe.state["bike_supervisors"] = sups
     events_metric = pipe.metrics.bike_events
@@ -58,11 +63,28 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
                               if v and k != END_MARKER and k.startswith(prefix)})
         return sups[p]
 
+    def clock_key(p: int) -> bytes:
+        return f"~src|{p}".encode()
+
+    def clock_for(p: int) -> SourceClock:
+        """The source clock of partition ``p``, restored from the table on first use."""
+        if p not in clocks:
+            raw, now = table.data.get(clock_key(p)), time.monotonic()
+            clocks[p] = (SourceClock.from_bytes(raw, n, s.bike_idle_source_s, born=now) if raw
+                         else SourceClock(n, s.bike_idle_source_s, born=now))
+        return clocks[p]
+
+    def event_time(p: int) -> int:
+        """The watermark the supervisor of ``p`` may advance to (UNSEEN: hold everything)."""
+        t = clock_for(p).time(time.monotonic())
+        return UNSEEN if t is None else t - setup.config.allowed_lateness_ms
+
     @pipe.app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget(app_: Any, revoked: set[Any], **_: Any) -> None:
         for tp in revoked:
             if tp.topic == source.get_topic_name():
                 sups.pop(tp.partition, None)
+                clocks.pop(tp.partition, None)
                 sent_wm.pop(tp.partition, None)
                 flow.forget([tp.partition])
 
@@ -79,32 +101,38 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
         return q
 
     async def _process(events: list[EventT]) -> None:
-        batches: dict[int, list[FixBatch]] = defaultdict(list)
+        batches: dict[int, list[tuple[FixBatch, list[Mark]]]] = defaultdict(list)
         for ev in events:
-            batches[ev.message.partition].append(FixBatch.from_json(ev.value))
+            doc = orjson.loads(ev.value)
+            batches[ev.message.partition].append((FixBatch.from_doc(doc), doc.get("src") or []))
         futures = []
         for p, parts in batches.items():
-            sup = sup_for(p)
+            sup, clock = sup_for(p), clock_for(p)
             for run in _runs(parts):  # a partition's batch in runs of whole messages (one run: one call)
-                out = sup.process(FixBatch.concat(run))
+                now = time.monotonic()
+                for _, marks in run:  # a message's marks cover its fixes and those before it
+                    clock.update(marks, now)
+                out = sup.process(FixBatch.concat([fixes for fixes, _ in run]), watermark=event_time(p))
                 futures += await _send(p, sup, out)
                 await asyncio.sleep(0)  # let the loop breathe between runs (heartbeats, the ingest, metrics)
         await asyncio.gather(*futures)  # delivered before the state that produced them is persisted
-        await persist(table, [(p, f"{p}|{b}".encode(), v) for p in batches
-                              for b, v in sups[p].drain_changes().items()], s.changelog_end_markers)
+        entries: list[tuple[int, bytes, bytes | None]] = [
+            (p, f"{p}|{b}".encode(), v) for p in batches for b, v in sups[p].drain_changes().items()]
+        entries += [(p, clock_key(p), clocks[p].to_bytes()) for p in batches]  # after the bikes: a prefix is safe
+        await persist(table, entries, s.changelog_end_markers)
         for p, parts in batches.items():
-            flow.done(p, sum(map(len, parts)))
+            flow.done(p, sum(len(fixes) for fixes, _ in parts))
 
-    def _runs(parts: list[FixBatch]) -> list[list[FixBatch]]:
+    def _runs(parts: list[tuple[FixBatch, list[Mark]]]) -> list[list[tuple[FixBatch, list[Mark]]]]:
         """Consecutive messages in runs of about ``YIELD_EVERY_FIXES`` fixes."""
-        runs: list[list[FixBatch]] = [[]]
+        runs: list[list[tuple[FixBatch, list[Mark]]]] = [[]]
         size = 0
         for part in parts:
             if size >= YIELD_EVERY_FIXES:
                 runs.append([])
                 size = 0
             runs[-1].append(part)
-            size += len(part)
+            size += len(part[0])
         return runs
 
     async def _send(p: int, sup: BikeSupervisor, out: list[Event]) -> list[Any]:

@@ -1,6 +1,12 @@
 """Stage 1 of the bike flow: decode and validate GPS messages, dead-letter bad fixes, and re-batch the good
 ones per target partition of their bike, so per-bike state downstream stays partition-local.
 
+Each batch also tells every ``bike.fixes`` partition how far each source (``bike.gps`` partition) it read got:
+the last message of the batch to a partition (an empty one if it had no fixes there) carries ``src``, a mark
+``[source, newest fix ts handed over, read to its end]`` per ``bike.gps`` partition this worker holds. The
+supervisor's event time is the minimum over sources (``models/source_clock.py``), so with several workers
+reading ``bike.gps`` at their own pace no source's fixes fall behind it.
+
 ``bike.gps`` is read by a :class:`~streams.ingest.BatchIngest` (a plain aiokafka consumer in the group
 ``<app_id>-<role>-ingest``), not a Faust agent: a feed of one fix per message would otherwise spend ~90% of
 the worker's CPU in Faust's per-message path. Each batch of messages is decoded at once, sent on as at most a
@@ -16,7 +22,7 @@ import time
 import numpy as np
 
 from models.codes import codes_of
-from models.gps import FixBatch, decode_gps_many
+from models.gps import FixBatch, decode_gps_origins
 from streams.app import Pipeline
 from streams.deadletters import send_record_dead_letters
 from streams.flow import fix_flow
@@ -77,12 +83,25 @@ def register(pipe: Pipeline) -> None:
     async def throttle() -> None:
         await flow.wait(mine)
 
+    newest: dict[int, int] = {}  # source partition -> newest fix ts handed over (never goes back)
+
     async def validate_fixes(batch: Batch) -> None:
-        good, bad = decode_gps_many(batch.values())  # one batch for all the messages
+        good, origin, bad = decode_gps_origins(batch.values())  # one batch for all the messages
         futures = await send_record_dead_letters(pipe, ((batch.source(i), d) for i, d in bad))
-        for p, chunk in partition_chunks(good, s.partitions):
+        if len(good):
+            sources = batch.partitions(origin)
+            for q in np.unique(sources).tolist():
+                high = int(good.ts[sources == q].max())
+                newest[q] = max(newest.get(q, high), high)
+        marks = [(q, newest.get(q), idle) for q, idle in sorted(batch.idle.items())]
+        chunks = partition_chunks(good, s.partitions)
+        last = {p: i for i, (p, _) in enumerate(chunks)}
+        chunks += [(p, FixBatch()) for p in range(s.partitions) if p not in last]  # marks only
+        for i, (p, chunk) in enumerate(chunks):
+            tops = [int(chunk.ts.max())] if len(chunk) else [t for _, t, _ in marks if t is not None]
+            value = chunk.to_json(src=marks) if last.get(p, i) == i else chunk.to_json()
             futures.append(await fixes_topic.send(
-                value=chunk.to_json(), partition=p, timestamp=float(chunk.ts.max()) / 1000, force=True,
+                value=value, partition=p, timestamp=max(tops) / 1000 if tops else None, force=True,
             ))
             flow.sent(p, len(chunk))
             m_out.inc()

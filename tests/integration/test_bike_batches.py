@@ -1,7 +1,8 @@
 """Operator batches (``{"operator": .., "fixes": [..]}`` keyed by operator) through the embedded pipeline give
-exactly the pure model's violations, even when the ingest reads its partitions in small, uneven slices: the
-ingest hands fixes over in event-time order across its partitions (``streams/ingest.py`` ``release``), so no
-partition's fixes fall behind the watermark another partition set."""
+exactly the pure model's violations, even when the ingest reads its partitions in small, uneven slices (it
+hands fixes over in event-time order across its partitions: ``streams/ingest.py`` ``release``), and when two
+stream workers read ``bike.gps`` at different paces (each bike partition's event time is the minimum over the
+``bike.gps`` partitions that feed it: ``models/source_clock.py``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ from tests.integration.test_bikes import ROWS, make_stack, replay
 pytestmark = pytest.mark.integration
 
 
+PER_BIKE = ("no_parking", "outside_fence", "zombie", "black_bike")  # the others are the keyed stages'
+
+
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
     out = tmp_path_factory.mktemp("batches") / "rec"
@@ -27,15 +31,21 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
     return Recording.open(out)
 
 
-def test_operator_batches_read_in_uneven_slices_give_exactly_the_models_violations(
-        broker_url: str, tmp_path: Path, recording: Recording) -> None:
+@pytest.fixture(scope="module")
+def expected(recording: Recording) -> dict[str, tuple]:
+    """violation_id -> (status, closed ms) of the per-bike violations, from the pure model."""
     setup = load_bike_setup(Settings(geography=recording.path / "geography.geojson"))
     events, stats = supervise(read_fix_batches(recording), setup.config, setup.index, partitions=4)
-    expected = {}
+    out = {}
     for r in output_rows(events):
         if r["t"] == "violation":
-            expected[r["violation_id"]] = (r["status"], r["closed_ms"] or None)
-    assert stats["behind_watermark"] == 0 and expected
+            out[r["violation_id"]] = (r["status"], r["closed_ms"] or None)
+    assert stats["behind_watermark"] == 0 and out
+    return out
+
+
+def test_operator_batches_read_in_uneven_slices_give_exactly_the_models_violations(
+        broker_url: str, tmp_path: Path, recording: Recording, expected: dict[str, tuple]) -> None:
     stack = make_stack(broker_url, tmp_path / "s", "ob", recording)
     stack.extra_env["CITYSTREAM_INGEST_BATCH_SIZE"] = "7"  # a few operator batches per getmany, partitions uneven
     try:
@@ -47,5 +57,27 @@ def test_operator_batches_read_in_uneven_slices_give_exactly_the_models_violatio
         got = stack.query(*ROWS)[0]
     finally:
         stack.close()
-    per_bike = ("no_parking", "outside_fence", "zombie", "black_bike")  # the others are the keyed stages'
-    assert {r[0]: (r[5], r[8]) for r in got if r[1] in per_bike} == expected
+    assert {r[0]: (r[5], r[8]) for r in got if r[1] in PER_BIKE} == expected
+
+
+def test_two_stream_workers_reading_at_different_paces_give_exactly_the_models_violations(
+        broker_url: str, tmp_path: Path, recording: Recording, expected: dict[str, tuple]) -> None:
+    """Two ingest consumers share ``bike.gps``, one taking 50 messages a fetch and one 2, so one runs far ahead
+    of the other; both feed every bike partition. Without the per-source clock the slow one's fixes fell behind
+    the event time the fast one set, and rows depended on the pace."""
+    stack = make_stack(broker_url, tmp_path / "s", "two", recording)
+    try:
+        fixes = replay(stack, recording, None)
+        sinks = stack.start_worker("sinks", CITYSTREAM_DATA_DIR=str(stack.tmp / "var-sinks"))
+        fast = stack.start_worker("streams", CITYSTREAM_DATA_DIR=str(stack.tmp / "var-1"),
+                                  CITYSTREAM_INGEST_BATCH_SIZE="50")
+        slow = stack.start_worker("streams", CITYSTREAM_DATA_DIR=str(stack.tmp / "var-2"),
+                                  CITYSTREAM_INGEST_BATCH_SIZE="2")
+        rows = sum(2 if status == "closed" else 1 for status, _ in expected.values())
+        sinks.wait_drained({"bike_fixes": fixes, "bike_violations": rows}, timeout=240, others=(fast, slow))
+        for w in (fast, slow, sinks):
+            w.stop()
+        got = stack.query(*ROWS)[0]
+    finally:
+        stack.close()
+    assert {r[0]: (r[5], r[8]) for r in got if r[1] in PER_BIKE} == expected

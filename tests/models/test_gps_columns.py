@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 
 from models import gps
-from models.gps import DeadLetter, FixBatch, decode_gps, decode_gps_many
+from models.gps import DeadLetter, FixBatch, decode_gps, decode_gps_many, decode_gps_origins
 
 FIX = {"bike_id": "MT-1", "operator": "meituan", "ts": 1795244405000, "lat": 24.48, "lon": 118.09, "locked": True}
 VARIANTS: list[dict[str, Any]] = [
@@ -69,6 +69,9 @@ def _assert_same(values: list[bytes | None]) -> None:
     one = [decode_gps(v) for v in values]
     assert [d for _, d in dead] == [d for _, bad in one for d in bad]
     assert got.bike_id == [b for ok, _ in one for b in ok.bike_id]
+    again, origin, _ = decode_gps_origins(values)  # each valid fix names the message it came from
+    assert again.bike_id == got.bike_id and origin.dtype == np.int64
+    assert origin.tolist() == [m for m, (ok, _) in enumerate(one) for _ in range(len(ok))]
 
 
 def _fix(rng: random.Random, i: int, operator: bool = True) -> dict[str, Any]:
