@@ -9,7 +9,7 @@ metrics). ``score_through_pipeline`` does the same and scores the violations rea
 from __future__ import annotations
 
 __all__ = ["PipelineRun", "pipeline_throughput", "score_through_pipeline", "supervisor_throughput",
-           "memory_per_bike"]
+           "memory_per_bike", "model_violations"]
 
 import gc
 import json
@@ -67,6 +67,7 @@ class PipelineRun:
     workdir: Path
     peak_rss_mb: float = 0.0  # the largest worker process's peak resident memory (VmHWM)
     violations: int = 0  # distinct violations stored (FINAL), read back after the workers stopped
+    per_bike: int = 0  # of which per-bike kinds (the supervisor's; the rest are the fence and fleet stages')
 
     @property
     def fixes_per_s(self) -> float:
@@ -139,11 +140,32 @@ def _run(settings: Settings, rec: Recording, timeout_s: float, workers: int = 1)
                     proc.wait(30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-    distinct = _query(dsn, ["SELECT count() FROM bike_violations FINAL"])[0][0][0]
+    kinds = ", ".join(f"'{k}'" for k in PER_BIKE_KINDS)
+    distinct, per_bike = (rows[0][0] for rows in _query(dsn, [
+        "SELECT count() FROM bike_violations FINAL",
+        f"SELECT count() FROM bike_violations FINAL WHERE kind IN ({kinds})"]))
     run = PipelineRun(fixes, stats.total, t1 - t0, int(before),
                       int(_sum(m, "citystream_sink_rows_total", table="bike_violations")),
-                      int(_sum(m, "citystream_sink_rows_total", table="bike_fixes")), work, peak_mb, int(distinct))
+                      int(_sum(m, "citystream_sink_rows_total", table="bike_fixes")), work, peak_mb, int(distinct),
+                      int(per_bike))
     return run, dsn
+
+
+#: Violation kinds the bike supervisor decides per bike (the pure model's, :func:`model_violations`).
+PER_BIKE_KINDS = ("no_parking", "outside_fence", "zombie", "black_bike")
+
+
+def model_violations(settings: Settings, recording: Path) -> int:
+    """Distinct per-bike violations of the recording through the pure model (one supervisor per partition, as
+    ``citystream.bikes_eval.supervise``): what every pipeline run should store, whatever its layout."""
+    from citystream.bikes_eval import read_fix_batches, supervise
+    from streams.agents.bikes_geo import load_bike_setup
+    from streams.agents.bikes_rows import output_rows
+
+    rec = Recording.open(recording)
+    setup = load_bike_setup(Settings(**{**settings.model_dump(), "geography": rec.path / "geography.geojson"}))
+    events, _ = supervise(read_fix_batches(rec), setup.config, setup.index, partitions=settings.partitions)
+    return len({r["violation_id"] for r in output_rows(events) if r["t"] == "violation"})
 
 
 def _query(dsn: str, queries: list[str]) -> list[list[list[Any]]]:

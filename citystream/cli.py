@@ -171,5 +171,7 @@ def main() -> None:
         sys.exit(130)
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # python -m citystream.cli: run the imported module's app, the one the sub-modules
+    from citystream.cli import main as _main  # (bikes, sensors, ...) registered their commands onto
+
+    _main()

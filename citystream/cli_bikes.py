@@ -80,6 +80,7 @@ def register(app: typer.Typer, settings_of: Any) -> None:
         the supervisor state) at --tracked bikes. Prints the figures of this run."""
         from citystream.bikes_bench import (
             memory_per_bike,
+            model_violations,
             pipeline_throughput,
             supervisor_throughput,
         )
@@ -92,11 +93,14 @@ def register(app: typer.Typer, settings_of: Any) -> None:
             rec = _simulated(hours, bikes, seed=1, batched=mode == "batched")
             with console.status(f"{mode}: replaying {rec} into the embedded pipeline"):
                 run = pipeline_throughput(settings, rec, workers=workers)
+            with console.status(f"{mode}: the pure model on the same recording"):
+                model = model_violations(settings, rec)
             table.add_row(f"end to end, {mode}", f"{run.fixes_per_s:,.0f} fixes/s",
                           f"{run.fixes:,} fixes in {run.messages:,} messages, {run.seconds:.1f} s"
                           + (f" after {run.before_t0:,} stored during the group's rebalance" if run.before_t0 else "")
                           + f"; {workers} worker process{'es' if workers > 1 else ''}; "
-                          f"{run.violations:,} violations ({run.violation_rows:,} rows written), {run.fix_rows:,} fix rows; "
+                          f"{run.violations:,} violations ({run.violation_rows:,} rows written), of which "
+                          f"{run.per_bike:,} per bike (pure model: {model:,}), {run.fix_rows:,} fix rows; "
                           f"worker peak RSS {run.peak_rss_mb:,.0f} MB")
         with console.status("supervisor alone (in-process)"):
             rate, n = supervisor_throughput(settings)

@@ -1,0 +1,31 @@
+"""``citystream bench bikes`` runs end to end on a small fleet and prints its figures; the per-bike violations
+it stores with one sink worker and two stream workers are the pure model's (the determinism the throughput
+figures rest on)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_bench_bikes_prints_figures_and_stores_the_models_violations() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "citystream.cli", "bench", "bikes", "--bikes", "600", "--hours", "0.5",
+         "--modes", "batched", "--workers", "3", "--tracked", "2000"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "400"}, check=False)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    text = out.stdout
+    rate = re.search(r"end to end, batched\s*│\s*([\d,]+) fixes/s", text)
+    assert rate and int(rate.group(1).replace(",", "")) > 0, text
+    fixes = re.search(r"([\d,]+) fixes in [\d,]+ messages", text)
+    rows = re.search(r"([\d,]+) fix rows", text)
+    assert fixes and rows and fixes.group(1) == rows.group(1), text  # every fix stored once
+    per_bike = re.search(r"of which ([\d,]+) per bike \(pure model: ([\d,]+)\)", text)
+    assert per_bike and per_bike.group(1) == per_bike.group(2) != "0", text
+    assert re.search(r"memory per tracked bike\s*│\s*[\d,]+ B", text), text
