@@ -71,13 +71,22 @@ def register(app: typer.Typer, settings_of: Any) -> None:
         tracked: Annotated[int, typer.Option(help="Bikes tracked by the supervisor in the memory figure.")] = 150_000,
         modes: Annotated[str, typer.Option(help="Comma-separated: single (one fix per message), batched "
                                                 "(operator batches).")] = "single,batched",
-        workers: Annotated[int, typer.Option(help="Worker processes: 1 = one --role all worker; N > 1 = one "
+        workers: Annotated[str, typer.Option(help="Worker processes, comma-separated layouts to run one after "
+                                                  "the other (e.g. 1,3): 1 = one --role all worker; N > 1 = one "
                                                   "--role sinks worker (chDB is single-process) and N-1 --role "
-                                                  "streams workers sharing the partitions.")] = 1,
+                                                  "streams workers sharing the partitions.")] = "1",
     ) -> None:
         """GPS fixes/s through the bike agents end to end (embedded Tansu -> worker -> ClickHouse rows, violations
         detected), with one fix per message and with operator batches; memory per tracked bike (tracemalloc on
-        the supervisor state) at --tracked bikes. Prints the figures of this run."""
+        the supervisor state) at --tracked bikes. Prints the figures of this run: on a shared machine compare
+        layouts and modes within one run (the figures of separate runs can differ by 2x)."""
+        try:
+            layouts = [int(w) for w in workers.split(",") if w.strip()]
+        except ValueError:
+            raise typer.BadParameter(f"not a comma-separated list of worker counts: {workers!r}",
+                                     param_hint="--workers") from None
+        if not layouts or min(layouts) < 1:
+            raise typer.BadParameter("worker counts are 1 or more", param_hint="--workers")
         from citystream.bikes_bench import (
             memory_per_bike,
             model_violations,
@@ -91,17 +100,12 @@ def register(app: typer.Typer, settings_of: Any) -> None:
         settings = settings_of(partitions=partitions)
         for mode in [m.strip() for m in modes.split(",") if m.strip()]:
             rec = _simulated(hours, bikes, seed=1, batched=mode == "batched")
-            with console.status(f"{mode}: replaying {rec} into the embedded pipeline"):
-                run = pipeline_throughput(settings, rec, workers=workers)
-            with console.status(f"{mode}: the pure model on the same recording"):
+            with console.status(f"{mode}: the pure model on {rec}"):
                 model = model_violations(settings, rec)
-            table.add_row(f"end to end, {mode}", f"{run.fixes_per_s:,.0f} fixes/s",
-                          f"{run.fixes:,} fixes in {run.messages:,} messages, {run.seconds:.1f} s"
-                          + (f" after {run.before_t0:,} stored during the group's rebalance" if run.before_t0 else "")
-                          + f"; {workers} worker process{'es' if workers > 1 else ''}; "
-                          f"{run.violations:,} violations ({run.violation_rows:,} rows written), of which "
-                          f"{run.per_bike:,} per bike (pure model: {model:,}), {run.fix_rows:,} fix rows; "
-                          f"worker peak RSS {run.peak_rss_mb:,.0f} MB")
+            for n in layouts:
+                with console.status(f"{mode}: replaying {rec} into the embedded pipeline, {n} worker process(es)"):
+                    run = pipeline_throughput(settings, rec, workers=n)
+                _row(table, mode, n, run, model)
         with console.status("supervisor alone (in-process)"):
             rate, n = supervisor_throughput(settings)
         table.add_row("supervisor model alone", f"{rate:,.0f} fixes/s", f"{n:,} fixes, batches of 5,000, vectorized")
@@ -110,6 +114,18 @@ def register(app: typer.Typer, settings_of: Any) -> None:
         table.add_row("memory per tracked bike", f"{per_bike:,.0f} B", f"tracemalloc over {tracked:,} bikes "
                       f"(state row {row} B + id and index)")
         console.print(table)
+
+
+def _row(table: Table, mode: str, workers: int, run: Any, model: int) -> None:
+    """One end-to-end figure of ``bench bikes``."""
+    table.add_row(f"end to end, {mode}" + (f", {workers} workers" if workers > 1 else ""),
+                  f"{run.fixes_per_s:,.0f} fixes/s",
+                  f"{run.fixes:,} fixes in {run.messages:,} messages, {run.seconds:.1f} s"
+                  + (f" after {run.before_t0:,} stored during the group's rebalance" if run.before_t0 else "")
+                  + f"; {workers} worker process{'es' if workers > 1 else ''}; "
+                  f"{run.violations:,} violations ({run.violation_rows:,} rows written), of which "
+                  f"{run.per_bike:,} per bike (pure model: {model:,}), {run.fix_rows:,} fix rows; "
+                  f"worker peak RSS {run.peak_rss_mb:,.0f} MB")
 
 
 def _print_scores(title: str, scores: dict[str, Any], interval_ms: int) -> None:

@@ -21,7 +21,7 @@ def test_bench_bikes_prints_figures_and_stores_the_models_violations() -> None:
         capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "400"}, check=False)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     text = out.stdout
-    rate = re.search(r"end to end, batched\s*│\s*([\d,]+) fixes/s", text)
+    rate = re.search(r"end to end, batched, 3 workers\s*│\s*([\d,]+) fixes/s", text)
     assert rate and int(rate.group(1).replace(",", "")) > 0, text
     fixes = re.search(r"([\d,]+) fixes in [\d,]+ messages", text)
     rows = re.search(r"([\d,]+) fix rows", text)
