@@ -9,7 +9,7 @@ as a Kafka consumer group over the topics' partitions.
 
 from __future__ import annotations
 
-__all__ = ["Pipeline", "create_pipeline", "AGENT_MODULES"]
+__all__ = ["Pipeline", "create_pipeline", "AGENT_MODULES", "SeekFirstRecovery"]
 
 import importlib
 import logging
@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+from faust.tables import TableManager
+from faust.tables.recovery import Recovery
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from citystream.config import Role, Settings
@@ -66,6 +69,54 @@ class Pipeline:
         return self.topics[short]
 
 
+class SeekFirstRecovery(Recovery):
+    """Faust's table recovery, but the stream partitions start fetching only once they were sought and the
+    stream queues were cleared.
+
+    faust-streaming 0.15 ``Recovery.on_recovery_completed`` resumes the stream partitions, then seeks them to
+    their committed offsets, then resumes ``app.flow_control``. The consumer's flow is already running then (it
+    was resumed to read the changelogs), so records fetched during the seek go into the agents' queues, and
+    ``flow_control.resume()`` clears every such queue (``clear_on_resume``): those records are dropped though
+    Faust counts them as read. The seek also resets the read offsets under them, so Faust takes the records read
+    meanwhile for a gap and commits past the dropped ones, or the commit stalls on them. A restarted worker then
+    never scores those readings (seen: the restart test's second worker idle, its sink rows short).
+    Here the stream partitions stay paused through the seek and the clear and are resumed after them.
+
+    While they are held, :data:`HOLD` stays in the consumer's set of active partitions: with every changelog
+    partition paused too that set would be empty, and aiokafka's ``fetched_records`` takes an empty set for
+    "all partitions": it would hand over the held partitions' records, which Faust drops (not active) after
+    aiokafka moved past them; one dropped after its partition's seek is never fetched again.
+    """
+
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        consumer: Any = self.app.consumer
+        held: set[TP] = set()
+        consumer._get_active_partitions().add(HOLD)
+        consumer.resume_partitions = held.update  # Faust resumes only the stream partitions in there
+        try:
+            await super().on_recovery_completed(generation_id)
+            if held and self.app.consumer_generation_id == generation_id:  # else a new rebalance took over
+                del consumer.resume_partitions
+                consumer.resume_partitions(held)
+        finally:
+            consumer.__dict__.pop("resume_partitions", None)
+            if consumer._active_partitions is not None:
+                consumer._active_partitions.discard(HOLD)
+
+
+#: Never a real partition: keeps the consumer's active set non-empty while :class:`SeekFirstRecovery` holds
+#: the stream partitions back.
+HOLD = TP("__citystream_hold__", 0)
+
+
+class _TableManager(TableManager):
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = SeekFirstRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery
+
+
 def s_buffer(settings: Settings) -> int:
     """Per-agent stream buffer: a few batches deep."""
     return max(4 * settings.batch_size, 4 * settings.sink_batch_size, 4096)
@@ -102,6 +153,7 @@ def create_pipeline(
         producer_linger_ms=5,
         table_standby_replicas=settings.standby_replicas,
         logging_config=None,
+        TableManager=_TableManager,  # stream partitions resume after their seek: SeekFirstRecovery
     )
     if role in (Role.sinks, Role.all) and clickhouse is None:
         raise ValueError(f"role {role.value} runs sinks and needs a ClickHouse")
