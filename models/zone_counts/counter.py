@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __all__ = ["ZoneMinuteCounter"]
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import repeat
 
 import numpy as np
@@ -80,6 +80,7 @@ class ZoneMinuteCounter:
         self._mark = np.zeros(_CAPACITY, _I64)  # scratch of process()
         # Zones: code <-> name; codes below ``zones_persisted`` are in the state table.
         self._zone_code: dict[str, int] = {}
+        self._key_code: dict[int, int] = {}  # int zone key (process's zone_name) -> code
         self.zones: list[str] = []
         self.zones_persisted = 0
         # Windows: row per live window code, free rows reused after eviction.
@@ -90,11 +91,14 @@ class ZoneMinuteCounter:
 
     # ----------------------------------------------------------------------------------------- process
 
-    def process(self, offset: int, batch: FixBatch, zones: np.ndarray) -> BatchOutcome:
+    def process(self, offset: int, batch: FixBatch, zones: np.ndarray,
+                zone_name: Callable[[int], str] | None = None) -> BatchOutcome:
         """Apply the fixes of the message at ``offset`` (in message order) and report what changed.
 
-        ``zones``: the zone of each fix (str). Bikes are independent, so round ``r`` applies the ``r``-th fix
-        of every bike of the message at once; once a round is small the rest goes fix by fix.
+        ``zones``: the zone of each fix (str); or, with ``zone_name``, an int key per fix that ``zone_name``
+        turns into the zone's name (``models.grid.GridZones.keys``/``name``: names made only for keys not seen
+        yet, not per fix). Bikes are independent, so round ``r`` applies the ``r``-th fix of every bike of the
+        message at once; once a round is small the rest goes fix by fix.
         """
         out = BatchOutcome()
         n = len(batch)
@@ -103,7 +107,7 @@ class ZoneMinuteCounter:
         ts = batch.ts.astype(_I64, copy=False)
         slots = self._slots_for(batch.bike_id)
         minute = ts // MINUTE_MS
-        wcode = (minute << ZONE_BITS) | self._zone_codes(zones)
+        wcode = (minute << ZONE_BITS) | self._zone_codes(zones, zone_name)
         expired = (minute + 1) * MINUTE_MS <= self.watermark - self.horizon_ms  # windows past the horizon
         any_expired = bool(expired.any())
         mark, pos = self._mark, np.arange(n)
@@ -298,8 +302,16 @@ class ZoneMinuteCounter:
         row[1 + ring:1 + ring + len(counted)] = counted
         self._bike[s] = row
 
-    def _zone_codes(self, zones: np.ndarray) -> NDArray[np.int64]:
-        return codes_of(self._zone_code, zones.tolist(), self._zone_of)  # codes in order of first fix
+    def _zone_codes(self, zones: np.ndarray, zone_name: Callable[[int], str] | None) -> NDArray[np.int64]:
+        if zone_name is None:
+            return codes_of(self._zone_code, zones.tolist(), self._zone_of)  # codes in order of first fix
+        keys, inverse = np.unique(zones, return_inverse=True)  # a few hundred cells: one lookup each
+        by_key = self._key_code
+        codes = [by_key.get(k) for k in keys.tolist()]
+        for i, (k, c) in enumerate(zip(keys.tolist(), codes, strict=True)):
+            if c is None:
+                codes[i] = by_key[k] = self._zone_of(zone_name(k))
+        return np.array(codes, _I64)[inverse.reshape(-1)]
 
     def _zone_of(self, name: str) -> int:
         code = self._zone_code.get(name)

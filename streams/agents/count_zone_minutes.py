@@ -88,7 +88,7 @@ def register(pipe: Pipeline) -> None:
         for ev in events:
             p = ev.message.partition
             batch = FixBatch.from_json(ev.value)
-            result = counter_for(p).process(ev.message.offset, batch, grid.cells(batch.lon, batch.lat))
+            result = counter_for(p).process(ev.message.offset, batch, grid.keys(batch.lon, batch.lat), grid.name)
             since_yield += len(batch)
             if since_yield >= YIELD_EVERY_FIXES:  # let the loop breathe (heartbeats, the ingest, metrics)
                 since_yield = 0

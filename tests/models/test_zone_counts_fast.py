@@ -342,3 +342,27 @@ def test_parameters_and_empty_batch() -> None:
         ZoneMinuteCounter(ring=1)
     with pytest.raises(ValueError):
         ZoneMinuteCounter(lateness_ms=10, horizon_ms=10)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_int_zone_keys_count_like_zone_names(seed: int, small_round: Any) -> None:
+    """Zones given as int keys with a namer (the grid's fast path) count exactly as the same zones by name."""
+    params, msgs, zones = _scenario(seed)
+    names = sorted({z for zs in zones for z in zs.tolist()})
+    key_of = {n: (i * 7919) - 50 for i, n in enumerate(reversed(names))}  # any ints, not in name order
+    name_of = {k: n for n, k in key_of.items()}
+    by_name, by_key = ZoneMinuteCounter(*params), ZoneMinuteCounter(*params)
+    for offset, (batch, z) in enumerate(zip(msgs, zones, strict=True)):
+        keys = np.array([key_of[n] for n in z.tolist()], np.int64)
+        assert outcome(by_key, by_key.process(offset, batch, keys, name_of.__getitem__)) == \
+            outcome(by_name, by_name.process(offset, batch, z))
+        assert state(by_key) == state(by_name)
+
+
+def test_grid_keys_name_the_cells() -> None:
+    from models.grid import GridZones
+
+    g = GridZones(cell_m=250)
+    rng = np.random.default_rng(3)
+    lon, lat = 118.0 + rng.random(5000) * 0.3, 24.3 + rng.random(5000) * 0.3  # cells on both sides of 0
+    assert [g.name(k) for k in g.keys(lon, lat).tolist()] == g.cells(lon, lat).tolist()
