@@ -79,6 +79,12 @@ class SourceClock:
             return None if None in holding else min(v for v in holding if v is not None)
         return max(self.newest.values()) if self.newest else None
 
+    def waiting(self, now: float) -> list[int]:
+        """The sources that hold the clock (see :meth:`time`) without having handed anything over: why a
+        partition's event time does not move (a worker that has not started reading, or a silent one)."""
+        return [src for src in range(self.sources) if src not in self.newest and not self.idle.get(src, False)
+                and now - self.heard.get(src, self.born) <= self.idle_after_s]
+
     def to_bytes(self) -> bytes:
         """The marks (not the wall clocks) as a state entry."""
         return orjson.dumps({"newest": {str(k): v for k, v in sorted(self.newest.items())},

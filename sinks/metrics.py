@@ -23,6 +23,8 @@ class Metrics(NamedTuple):
     dead_letters: Counter
     fixes: Counter
     bike_events: Counter
+    bike_supervisor_fixes: Counter
+    bike_supervision: Gauge
     incident_events: Counter
     sensor_readings: Counter
     sink_rows: Counter
@@ -54,6 +56,16 @@ class Metrics(NamedTuple):
             bike_events=Counter(
                 "bike_events", "Bike supervision outputs and anomalies by kind and action (violation open/close, "
                 "GPS fault, late stage item, ...)", ["kind", "action"], namespace=ns, registry=registry,
+            ),
+            bike_supervisor_fixes=Counter(
+                "bike_supervisor_fixes", "Fixes the bike supervisor took, by outcome (applied, duplicate, late, "
+                "behind_watermark, dropped, impossible_jump, reanchored, outside_service_area)", ["outcome"],
+                namespace=ns, registry=registry,
+            ),
+            bike_supervision=Gauge(
+                "bike_supervision", "Per bike partition: event_time_seconds (its watermark), held_fixes (waiting "
+                "for it), sources_waiting (bike.gps partitions it waits for that handed nothing over yet)",
+                ["partition", "measure"], namespace=ns, registry=registry,
             ),
             incident_events=Counter(
                 "incident_events", "Incident events and results by outcome (applied, duplicate, illegal, late, breach, "

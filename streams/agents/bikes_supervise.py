@@ -25,6 +25,7 @@ from faust.types import EventT
 from models.bikes import BikeSupervisor, FirstActive, GpsFault, OccupancyDelta, Violation
 from models.bikes.events import Event
 from models.bikes.state import UNSEEN
+from models.bikes.supervisor import STAT_NAMES
 from models.gps import FixBatch
 from models.source_clock import Mark, SourceClock
 from streams.agents.bikes_geo import BikeSetup
@@ -36,6 +37,10 @@ from streams.flow import fix_flow
 from streams.partitioned import register_batch_agent
 from streams.state import END_MARKER, persist, raw_table
 from streams.topics import partition_for
+
+#: The supervisor's counters exported as ``citystream_bike_supervisor_fixes_total{outcome}`` (not ``fixes``,
+#: their sum, nor the ``held`` gauge).
+COUNTERS = tuple(k for k in STAT_NAMES if k not in ("fixes", "held"))
 
 
 def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
@@ -53,6 +58,7 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
     q_zone: dict[str, int] = {}
     q_op: dict[str, int] = {}
     flow = fix_flow(pipe)  # tells the ingest how far this stage got (backpressure)
+    outcomes, gauge = pipe.metrics.bike_supervisor_fixes, pipe.metrics.bike_supervision
 
     def sup_for(p: int) -> BikeSupervisor:
         """The supervisor of partition ``p``, rebuilt from the recovered table on first use."""
@@ -85,6 +91,7 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
             if tp.topic == source.get_topic_name():
                 sups.pop(tp.partition, None)
                 clocks.pop(tp.partition, None)
+                counted.pop(tp.partition, None)  # a supervisor rebuilt on reassignment counts from 0
                 sent_wm.pop(tp.partition, None)
                 flow.forget([tp.partition])
 
@@ -122,6 +129,21 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
         await persist(table, entries, s.changelog_end_markers)
         for p, parts in batches.items():
             flow.done(p, sum(len(fixes) for fixes, _ in parts))
+            _report(p, sups[p], clocks[p])
+
+    counted: dict[int, dict[str, int]] = {}  # partition -> the supervisor's counters last reported
+
+    def _report(p: int, sup: BikeSupervisor, clock: SourceClock) -> None:
+        last = counted.setdefault(p, dict.fromkeys(COUNTERS, 0))
+        for k in COUNTERS:
+            if sup.stats[k] > last[k]:
+                outcomes.labels(outcome=k).inc(sup.stats[k] - last[k])
+                last[k] = sup.stats[k]
+        part = str(p)
+        if sup.watermark != UNSEEN:
+            gauge.labels(partition=part, measure="event_time_seconds").set(sup.watermark / 1000)
+        gauge.labels(partition=part, measure="held_fixes").set(sup.stats["held"])
+        gauge.labels(partition=part, measure="sources_waiting").set(len(clock.waiting(time.monotonic())))
 
     def _runs(parts: list[tuple[FixBatch, list[Mark]]]) -> list[list[tuple[FixBatch, list[Mark]]]]:
         """Consecutive messages in runs of about ``YIELD_EVERY_FIXES`` fixes."""

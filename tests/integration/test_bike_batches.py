@@ -75,6 +75,11 @@ def test_two_stream_workers_reading_at_different_paces_give_exactly_the_models_v
                                   CITYSTREAM_INGEST_BATCH_SIZE="2")
         rows = sum(2 if status == "closed" else 1 for status, _ in expected.values())
         sinks.wait_drained({"bike_fixes": fixes, "bike_violations": rows}, timeout=240, others=(fast, slow))
+        def total(name: str, **labels: str) -> float:
+            return sum(w.metric_sum(name, **labels) for w in (fast, slow))
+        assert total("citystream_bike_supervisor_fixes_total", outcome="applied") > 0
+        assert total("citystream_bike_supervisor_fixes_total", outcome="behind_watermark") == 0
+        assert total("citystream_bike_supervision", measure="sources_waiting") == 0
         for w in (fast, slow, sinks):
             w.stop()
         got = stack.query(*ROWS)[0]

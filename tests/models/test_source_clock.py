@@ -53,3 +53,12 @@ def test_marks_never_go_back_and_survive_a_restart() -> None:
     assert restored.newest == clock.newest and restored.idle == clock.idle
     assert restored.time(now=51.0) == 900
     assert restored.time(now=351.0) == 900  # source 0 silent since the restart too long: the newest mark
+
+
+def test_waiting_names_the_sources_that_hold_the_clock_with_nothing_handed_over() -> None:
+    clock = SourceClock(sources=3, idle_after_s=300, born=0.0)
+    clock.update([(0, 100, False), (2, None, True)], now=1.0)  # 2: nothing ever, read to its end
+    assert clock.waiting(now=2.0) == [1] and clock.time(now=2.0) is None
+    assert clock.waiting(now=301.0) == []  # 1 silent too long: skipped
+    clock.update([(1, None, False)], now=302.0)  # heard of, but nothing handed over: still waited for
+    assert clock.waiting(now=303.0) == [1]

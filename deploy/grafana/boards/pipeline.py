@@ -26,6 +26,16 @@ def build(h: Any) -> dict[str, Any]:
                  "WHERE $__timeFilter(minute) GROUP BY zone ORDER BY fixes DESC LIMIT 20"),
         h.ch_panel("Dead letters (latest)", "SELECT received_at, source_topic, reason, detail, left(payload, 120) AS payload "
                  "FROM dead_letters FINAL WHERE $__timeFilter(received_at) ORDER BY received_at DESC LIMIT 100", w=24),
+        h.prom_panel("Bike supervisor: fixes by outcome /s",
+                   "sum by (outcome) (rate(citystream_bike_supervisor_fixes_total[1m]))", "{{outcome}}"),
+        h.prom_panel("Bike supervisor: fixes waiting for event time",
+                   'sum by (partition) (citystream_bike_supervision{measure="held_fixes"})', "partition {{partition}}"),
+        h.prom_panel("Bike partitions waiting for a bike.gps partition that sent nothing yet",
+                   'max by (partition) (citystream_bike_supervision{measure="sources_waiting"})',
+                   "partition {{partition}}"),
+        h.prom_panel("Bike supervisor event time behind the wall clock",
+                   'time() - max by (partition) (citystream_bike_supervision{measure="event_time_seconds"})',
+                   "partition {{partition}}", unit="s"),
     ])
 
 
