@@ -12,15 +12,12 @@ __all__ = ["PipelineRun", "pipeline_throughput", "score_through_pipeline", "supe
            "memory_per_bike", "model_violations"]
 
 import gc
-import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import tracemalloc
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +25,10 @@ from typing import Any
 
 import numpy as np
 import orjson
-from prometheus_client.parser import text_string_to_metric_families
 
 from citystream.config import Settings
 from citystream.embedded import TansuBroker, free_port
+from citystream.workers import WorkerProcess, metric_sum, query_chdb
 from models.bikes import BikeSupervisor, Violation
 from models.bikes.bench import bench_process, synthetic_fleet
 from models.gps import FixBatch
@@ -41,15 +38,6 @@ from replay.simulate.truth import read_truth
 from streams.agents.bikes_geo import load_bike_setup
 from streams.topics import FEEDS, ensure_topics
 
-_READER = """
-import sys, json
-from sinks.clickhouse import connect
-client = connect(sys.argv[1])
-out = [[[v if isinstance(v, (int, float, str, type(None))) else str(v) for v in row] for row in client.query(q).result_rows]
-       for q in json.loads(sys.stdin.read())]
-client.close()
-print(json.dumps(out))
-"""
 _VIOLATIONS = ("SELECT kind, subject_id, toUnixTimestamp64Milli(opened_at), toUnixTimestamp64Milli(reported_at), "
                "status FROM bike_violations FINAL")
 
@@ -82,15 +70,7 @@ def _count_fixes(rec: Recording) -> int:
     return n
 
 
-def _metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-        text = r.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for fam in text_string_to_metric_families(text) for s in fam.samples}
-
-
-def _sum(m: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
-    return sum(v for (n, lbl), v in m.items() if n == name and all((k, x) in lbl for k, x in labels.items()))
+_sum = metric_sum  # over several workers' samples (a worker label tells them apart)
 
 
 def _run(settings: Settings, rec: Recording, timeout_s: float, workers: int = 1) -> tuple[PipelineRun, str]:
@@ -108,40 +88,35 @@ def _run(settings: Settings, rec: Recording, timeout_s: float, workers: int = 1)
         s = Settings(**{**settings.model_dump(), "broker": broker.url, "topic_prefix": prefix, "app_id": prefix})
         ensure_topics(s)
         stats = produce_recording(broker.bootstrap, rec.merged(["bike_gps"]), lambda f: s.topic(FEEDS[f]))
-        procs: list[subprocess.Popen[bytes]] = []
+        procs: list[WorkerProcess] = []
         try:
             for i, (role, port) in enumerate(zip(roles, ports, strict=True)):
                 env = dict(os.environ)
                 env.update({
                     "CITYSTREAM_BROKER": broker.url, "CITYSTREAM_CLICKHOUSE_DSN": dsn,
                     "CITYSTREAM_TOPIC_PREFIX": prefix, "CITYSTREAM_APP_ID": prefix,
-                    "CITYSTREAM_PARTITIONS": str(s.partitions), "CITYSTREAM_METRICS_PORT": str(port),
+                    "CITYSTREAM_PARTITIONS": str(s.partitions),
                     "CITYSTREAM_DATA_DIR": str(work / f"var{i}"), "CITYSTREAM_MONITOR_INTERVAL_S": "0.5",
                     "CITYSTREAM_GEOGRAPHY": str(rec.path / "geography.geojson"),
                     "CITYSTREAM_STANDBY_REPLICAS": "0",  # two cores: no worker replays another's changelog
                 })
-                log = open(work / f"worker{i}.log", "wb")  # noqa: SIM115  # closed with the process
-                procs.append(subprocess.Popen([sys.executable, "-m", "citystream.cli", "worker", "--role", role],
-                                              env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
-                log.close()
-            t0, t1, before, m = _wait(procs, ports, fixes, timeout_s)
-            peak_mb = max(_peak_rss_mb(p.pid) for p in procs)
-            for i in range(len(procs)):
-                crashed = [line for line in (work / f"worker{i}.log").read_text("utf-8", "replace").splitlines()
-                           if "Crashed reason=" in line]
-                if crashed:  # a crashed agent stops acking: "idle" would pass for drained
-                    raise RuntimeError(f"an agent crashed: {crashed[0][-300:]}")
+                procs.append(WorkerProcess.start(role, env, work / f"worker{i}.log", port))
+            t0, t1, before, m = _wait(procs, fixes, timeout_s)
+            peak_mb = max(p.peak_rss_mb() for p in procs)
+            for p in procs:
+                if crash := p.crashed():  # a crashed agent stops acking: "idle" would pass for drained
+                    raise RuntimeError(f"an agent crashed: {crash}")
         finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-            for proc in procs:
+            for p in procs:
+                if p.proc.poll() is None:
+                    p.proc.send_signal(signal.SIGTERM)
+            for p in procs:
                 try:
-                    proc.wait(30)
+                    p.proc.wait(30)
                 except subprocess.TimeoutExpired:
-                    proc.kill()
+                    p.proc.kill()
     kinds = ", ".join(f"'{k}'" for k in PER_BIKE_KINDS)
-    distinct, per_bike = (rows[0][0] for rows in _query(dsn, [
+    distinct, per_bike = (rows[0][0] for rows in query_chdb(dsn, [
         "SELECT count() FROM bike_violations FINAL",
         f"SELECT count() FROM bike_violations FINAL WHERE kind IN ({kinds})"]))
     run = PipelineRun(fixes, stats.total, t1 - t0, int(before),
@@ -168,26 +143,7 @@ def model_violations(settings: Settings, recording: Path) -> int:
     return len({r["violation_id"] for r in output_rows(events) if r["t"] == "violation"})
 
 
-def _query(dsn: str, queries: list[str]) -> list[list[list[Any]]]:
-    """Rows of each query, read by a subprocess (chDB: one process per data directory, the workers' is gone)."""
-    out = subprocess.run([sys.executable, "-c", _READER, dsn], input=json.dumps(queries), capture_output=True,
-                         text=True, timeout=120, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _peak_rss_mb(pid: int) -> float:
-    """Peak resident memory of a process in MB (Linux ``VmHWM``; 0 where unavailable)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def _wait(procs: list[subprocess.Popen[bytes]], ports: list[int], fixes: int, timeout_s: float
-          ) -> tuple[float, float, float, dict]:
+def _wait(procs: list[WorkerProcess], fixes: int, timeout_s: float) -> tuple[float, float, float, dict]:
     """(assigned at, drained at, fix rows stored when assigned, last metrics of all workers).
 
     Assigned: every worker holds partitions (with several workers, after the group's rebalance; fixes stored
@@ -197,12 +153,13 @@ def _wait(procs: list[subprocess.Popen[bytes]], ports: list[int], fixes: int, ti
     t0 = done_at = None
     stored_at_t0 = 0.0
     m: dict = {}
+    ports = [p.metrics_port for p in procs]
     while time.monotonic() < deadline:
-        for proc in procs:
-            if proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {proc.returncode}")
+        for p in procs:
+            if p.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {p.proc.returncode}: {p.tail(600)}")
         try:
-            each = [_metrics(port) for port in ports]
+            each = [p.metrics() for p in procs]
         except OSError:
             time.sleep(0.2)
             continue
@@ -245,7 +202,7 @@ def score_through_pipeline(settings: Settings, recording: Path, timeout_s: float
 
     rec = Recording.open(recording)
     run, dsn = _run(settings, rec, timeout_s)
-    rows = _query(dsn, [_VIOLATIONS])[0]
+    rows = query_chdb(dsn, [_VIOLATIONS])[0]
     found = [Violation("open", k, subject, reported, opened, "", 0.0) for k, subject, opened, reported, _ in rows]
     head, truth = read_truth(rec.path / str(rec.extra.get("ground_truth", "ground_truth.jsonl.gz")))
     cfg = load_bike_setup(settings).config
