@@ -28,7 +28,7 @@ import orjson
 
 from citystream.config import Settings
 from citystream.embedded import TansuBroker, free_port
-from citystream.workers import WorkerProcess, metric_sum, query_chdb
+from citystream.workers import WorkerProcess, cpu_seconds, metric_sum, query_chdb
 from models.bikes import BikeSupervisor, Violation
 from models.bikes.bench import bench_process, synthetic_fleet
 from models.gps import FixBatch
@@ -56,10 +56,16 @@ class PipelineRun:
     peak_rss_mb: float = 0.0  # the largest worker process's peak resident memory (VmHWM)
     violations: int = 0  # distinct violations stored (FINAL), read back after the workers stopped
     per_bike: int = 0  # of which per-bike kinds (the supervisor's; the rest are the fence and fleet stages')
+    cpu_s: tuple[tuple[str, float], ...] = ()  # (process, CPU seconds in the timed window): each worker's role, "broker"
 
     @property
     def fixes_per_s(self) -> float:
         return (self.fixes - self.before_t0) / max(self.seconds, 1e-9)
+
+    def cpu_us_per_fix(self) -> list[tuple[str, float]]:
+        """Per process, CPU microseconds per fix timed (where a fix's cost goes, whatever the cores)."""
+        timed = max(self.fixes - self.before_t0, 1)
+        return [(name, cpu * 1e6 / timed) for name, cpu in self.cpu_s]
 
 
 def _count_fixes(rec: Recording) -> int:
@@ -101,7 +107,10 @@ def _run(settings: Settings, rec: Recording, timeout_s: float, workers: int = 1)
                     "CITYSTREAM_STANDBY_REPLICAS": "0",  # two cores: no worker replays another's changelog
                 })
                 procs.append(WorkerProcess.start(role, env, work / f"worker{i}.log", port))
-            t0, t1, before, m = _wait(procs, fixes, timeout_s)
+            pids = [(role, p.proc.pid) for role, p in zip(roles, procs, strict=True)]
+            if broker.process is not None:
+                pids.append(("broker", broker.process.pid))
+            t0, t1, before, m, cpu = _wait(procs, fixes, timeout_s, pids)
             peak_mb = max(p.peak_rss_mb() for p in procs)
             for p in procs:
                 if crash := p.crashed():  # a crashed agent stops acking: "idle" would pass for drained
@@ -122,7 +131,7 @@ def _run(settings: Settings, rec: Recording, timeout_s: float, workers: int = 1)
     run = PipelineRun(fixes, stats.total, t1 - t0, int(before),
                       int(_sum(m, "citystream_sink_rows_total", table="bike_violations")),
                       int(_sum(m, "citystream_sink_rows_total", table="bike_fixes")), work, peak_mb, int(distinct),
-                      int(per_bike))
+                      int(per_bike), cpu_s=cpu)
     return run, dsn
 
 
@@ -143,8 +152,10 @@ def model_violations(settings: Settings, recording: Path) -> int:
     return len({r["violation_id"] for r in output_rows(events) if r["t"] == "violation"})
 
 
-def _wait(procs: list[WorkerProcess], fixes: int, timeout_s: float) -> tuple[float, float, float, dict]:
-    """(assigned at, drained at, fix rows stored when assigned, last metrics of all workers).
+def _wait(procs: list[WorkerProcess], fixes: int, timeout_s: float, pids: list[tuple[str, int]]
+          ) -> tuple[float, float, float, dict, tuple[tuple[str, float], ...]]:
+    """(assigned at, drained at, fix rows stored when assigned, last metrics of all workers, CPU seconds each of
+    ``pids`` used from assigned to drained).
 
     Assigned: every worker holds partitions (with several workers, after the group's rebalance; fixes stored
     before are not timed). Drained: every fix and some violations stored, then settled for 1 s (the drain
@@ -152,6 +163,7 @@ def _wait(procs: list[WorkerProcess], fixes: int, timeout_s: float) -> tuple[flo
     deadline = time.monotonic() + timeout_s
     t0 = done_at = None
     stored_at_t0 = 0.0
+    cpu0 = cpu1 = [0.0] * len(pids)
     m: dict = {}
     ports = [p.metrics_port for p in procs]
     while time.monotonic() < deadline:
@@ -169,6 +181,7 @@ def _wait(procs: list[WorkerProcess], fixes: int, timeout_s: float) -> tuple[flo
         now = time.monotonic()
         if t0 is None and all(_sum(m, "citystream_assigned_partitions", worker=str(i)) > 0 for i in range(len(ports))):
             t0, stored_at_t0 = now, _sum(m, "citystream_sink_rows_total", table="bike_fixes")
+            cpu0 = [cpu_seconds(pid) for _, pid in pids]
         stored = (_sum(m, "citystream_sink_rows_total", table="bike_fixes") >= fixes
                   and _sum(m, "citystream_sink_rows_total", table="bike_violations") > 0)
         # Settled: every lag is 0, or no worker finished a message for 3 s (a Faust commit can stall after
@@ -176,9 +189,11 @@ def _wait(procs: list[WorkerProcess], fixes: int, timeout_s: float) -> tuple[flo
         settled = _sum(m, "citystream_consumer_lag") == 0 or min(
             _sum(m, "citystream_idle_seconds", worker=str(i)) for i in range(len(ports))) >= 3
         if t0 is not None and stored and settled:
-            done_at = done_at or now
+            if done_at is None:
+                done_at, cpu1 = now, [cpu_seconds(pid) for _, pid in pids]
             if now - done_at >= 1.0:  # stable: nothing more arrives downstream
-                return t0, done_at, stored_at_t0, m
+                cpu = tuple((name, b - a) for (name, _), a, b in zip(pids, cpu0, cpu1, strict=True))
+                return t0, done_at, stored_at_t0, m, cpu
         else:
             done_at = None
         time.sleep(0.5)  # each scrape costs the worker CPU (the exposition of every metric)

@@ -125,7 +125,8 @@ def _row(table: Table, mode: str, workers: int, run: Any, model: int) -> None:
                   + f"; {workers} worker process{'es' if workers > 1 else ''}; "
                   f"{run.violations:,} violations ({run.violation_rows:,} rows written), of which "
                   f"{run.per_bike:,} per bike (pure model: {model:,}), {run.fix_rows:,} fix rows; "
-                  f"worker peak RSS {run.peak_rss_mb:,.0f} MB")
+                  f"worker peak RSS {run.peak_rss_mb:,.0f} MB; CPU µs per fix: "
+                  + ", ".join(f"{name} {us:.1f}" for name, us in run.cpu_us_per_fix()))
 
 
 def _print_scores(title: str, scores: dict[str, Any], interval_ms: int) -> None:

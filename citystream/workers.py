@@ -6,9 +6,10 @@ process at a time (read it after the workers stopped).
 
 from __future__ import annotations
 
-__all__ = ["Metrics", "WorkerProcess", "metric_sum", "query_chdb", "scrape"]
+__all__ = ["Metrics", "WorkerProcess", "cpu_seconds", "metric_sum", "query_chdb", "scrape"]
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -53,6 +54,15 @@ def scrape(port: int) -> Metrics:
 def metric_sum(m: Metrics, name: str, **labels: str) -> float:
     """The sum of the samples of ``name`` that carry ``labels``."""
     return sum(v for (n, lbl), v in m.items() if n == name and all((k, x) in lbl for k, x in labels.items()))
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) a process has used so far (Linux ``/proc``; 0 where unavailable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 @dataclass
