@@ -77,8 +77,10 @@ def register(app: typer.Typer, settings_of: Any) -> None:
                                                   "streams workers sharing the partitions.")] = "1",
     ) -> None:
         """GPS fixes/s through the bike agents end to end (embedded Tansu -> worker -> ClickHouse rows, violations
-        detected), with one fix per message and with operator batches; memory per tracked bike (tracemalloc on
-        the supervisor state) at --tracked bikes. Prints the figures of this run: on a shared machine compare
+        detected), with one fix per message and with operator batches, per worker layout; the per-bike violations
+        stored next to the pure model's on the same recording (every layout must match it); each process's CPU
+        microseconds per fix (workers by role, the broker); memory per tracked bike (tracemalloc on the
+        supervisor state) at --tracked bikes. Prints the figures of this run: on a shared machine compare
         layouts and modes within one run (the figures of separate runs can differ by 2x)."""
         try:
             layouts = [int(w) for w in workers.split(",") if w.strip()]
