@@ -1,16 +1,19 @@
-"""Small integer codes for repeated strings (bike ids, zones), looked up for a whole batch at once."""
+"""Small integer codes for repeated keys (bike ids, zone names or keys), looked up for a whole batch at once."""
 
 from __future__ import annotations
 
 __all__ = ["codes_of"]
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
+K = TypeVar("K", bound=Hashable)
 
-def codes_of(codes: dict[str, int], names: list[str], add: Callable[[str], object]) -> NDArray[np.int64]:
+
+def codes_of(codes: dict[K, int], names: list[K], add: Callable[[K], object]) -> NDArray[np.int64]:
     """The code of each of ``names`` in ``codes``; ``add(name)`` first puts each name not there yet into
     ``codes``, in order of first appearance. The common case (every name known) is one C-level pass.
 

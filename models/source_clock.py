@@ -67,23 +67,25 @@ class SourceClock:
             self.idle[src] = bool(idle)
             self.heard[src] = now
 
+    def holding(self, now: float) -> list[int]:
+        """The sources that hold the clock: not read to their end, and heard of within ``idle_after_s``
+        (never heard of: since ``born``)."""
+        return [src for src in range(self.sources)
+                if not self.idle.get(src, False) and now - self.heard.get(src, self.born) <= self.idle_after_s]
+
     def time(self, now: float) -> int | None:
         """The partition's event time: no fix at or before it is still expected from a source that is not
         idle; None while a source that holds the clock has handed nothing over yet."""
-        holding: list[int | None] = []
-        for src in range(self.sources):
-            if self.idle.get(src, False) or now - self.heard.get(src, self.born) > self.idle_after_s:
-                continue  # read to its end, or silent too long: holds nobody back
-            holding.append(self.newest.get(src))
+        holding = self.holding(now)
         if holding:
-            return None if None in holding else min(v for v in holding if v is not None)
+            marks = [self.newest.get(src) for src in holding]
+            return None if None in marks else min(v for v in marks if v is not None)
         return max(self.newest.values()) if self.newest else None
 
     def waiting(self, now: float) -> list[int]:
         """The sources that hold the clock (see :meth:`time`) without having handed anything over: why a
         partition's event time does not move (a worker that has not started reading, or a silent one)."""
-        return [src for src in range(self.sources) if src not in self.newest and not self.idle.get(src, False)
-                and now - self.heard.get(src, self.born) <= self.idle_after_s]
+        return [src for src in self.holding(now) if src not in self.newest]
 
     def to_bytes(self) -> bytes:
         """The marks (not the wall clocks) as a state entry."""

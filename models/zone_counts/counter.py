@@ -307,11 +307,8 @@ class ZoneMinuteCounter:
             return codes_of(self._zone_code, zones.tolist(), self._zone_of)  # codes in order of first fix
         keys, inverse = np.unique(zones, return_inverse=True)  # a few hundred cells: one lookup each
         by_key = self._key_code
-        codes = [by_key.get(k) for k in keys.tolist()]
-        for i, (k, c) in enumerate(zip(keys.tolist(), codes, strict=True)):
-            if c is None:
-                codes[i] = by_key[k] = self._zone_of(zone_name(k))
-        return np.array(codes, _I64)[inverse.reshape(-1)]
+        codes = codes_of(by_key, keys.tolist(), lambda k: by_key.__setitem__(k, self._zone_of(zone_name(k))))
+        return codes[inverse.reshape(-1)]
 
     def _zone_of(self, name: str) -> int:
         code = self._zone_code.get(name)

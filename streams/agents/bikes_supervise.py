@@ -80,9 +80,9 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
                          else SourceClock(n, s.bike_idle_source_s, born=now))
         return clocks[p]
 
-    def event_time(p: int) -> int:
-        """The watermark the supervisor of ``p`` may advance to (UNSEEN: hold everything)."""
-        t = clock_for(p).time(time.monotonic())
+    def event_time(clock: SourceClock) -> int:
+        """The watermark a partition's supervisor may advance to by its ``clock`` (UNSEEN: hold everything)."""
+        t = clock.time(time.monotonic())
         return UNSEEN if t is None else t - setup.config.allowed_lateness_ms
 
     @pipe.app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -119,7 +119,7 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
                 now = time.monotonic()
                 for _, marks in run:  # a message's marks cover its fixes and those before it
                     clock.update(marks, now)
-                out = sup.process(FixBatch.concat([fixes for fixes, _ in run]), watermark=event_time(p))
+                out = sup.process(FixBatch.concat([fixes for fixes, _ in run]), watermark=event_time(clock))
                 futures += await _send(p, sup, out)
                 await asyncio.sleep(0)  # let the loop breathe between runs (heartbeats, the ingest, metrics)
         await asyncio.gather(*futures)  # delivered before the state that produced them is persisted
