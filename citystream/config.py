@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     True
     """
 
-    model_config = SettingsConfigDict(env_prefix="CITYSTREAM_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CITYSTREAM_", frozen=True, extra="ignore", env_parse_none_str="null")
 
     app_id: str = Field("citystream", description="Faust application id; the consumer group is <app_id>-<role>.")
     broker: str = Field("kafka://127.0.0.1:9092", description="Kafka bootstrap URL(s), `kafka://host:port[;host:port]`.")
@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     bike_quotas: dict[str, int] = Field(
         {"meituan": 440, "hellobike": 340, "qingju": 220},
         description="Fleet quota per operator: distinct active bikes per local day (JSON object).",
+    )
+    max_clock_skew_s: float | None = Field(
+        300.0, ge=0, description="A GPS fix, sensor reading or case event dated more than this after its Kafka "
+        "message's timestamp (the sender's clock, or the broker's append time) is dead-lettered as clock_ahead: one "
+        "source with its clock ahead would otherwise move its partition's event time, and so every bike's, sensor's "
+        "or case's, into the future. Replays stamp each message with its event time. null turns the check off.",
     )
     bike_idle_source_s: float = Field(
         300.0, gt=0, description="Bike supervision waits for every bike.gps partition's progress, fence and fleet counts "

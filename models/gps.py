@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from models.timefmt import MAX_TS_MS, MIN_TS_MS, parse_ts_ms
+from models.timefmt import MAX_TS_MS, MIN_TS_MS, clock_ahead, parse_ts_ms
 
 #: Reason codes of dead letters (stable: they are metric labels and a ClickHouse column).
 REASONS = (
@@ -30,6 +30,7 @@ REASONS = (
     "wrong_type",
     "out_of_range",
     "bad_timestamp",
+    "clock_ahead",
 )
 
 _REQUIRED = ("bike_id", "ts", "lat", "lon", "locked")
@@ -208,8 +209,13 @@ def decode_gps_many(values: Sequence[bytes | None]) -> tuple[FixBatch, list[tupl
     return good, dead
 
 
-def decode_gps_origins(values: Sequence[bytes | None]) -> tuple[FixBatch, np.ndarray, list[tuple[int, DeadLetter]]]:
+def decode_gps_origins(values: Sequence[bytes | None], latest: np.ndarray | None = None
+                       ) -> tuple[FixBatch, np.ndarray, list[tuple[int, DeadLetter]]]:
     """:func:`decode_gps_many`, and per valid fix the index of the message it came from (int64, ascending).
+
+    ``latest`` (optional, epoch ms per message): the newest fix time each message may carry, e.g. its Kafka
+    timestamp plus the allowed clock skew. A fix dated after it is dead-lettered as ``clock_ahead``: one unit
+    whose clock runs ahead would otherwise move its source's event time, and so everyone's, into the future.
 
     Example
     -------
@@ -217,9 +223,12 @@ def decode_gps_origins(values: Sequence[bytes | None]) -> tuple[FixBatch, np.nda
     >>> ok, origin, bad = decode_gps_origins([b'{oops', b'{"fixes":[' + fix + b',' + fix + b']}', fix])
     >>> len(ok), origin.tolist(), [i for i, _ in bad]
     (3, [1, 1, 2], [0])
+    >>> ok, origin, bad = decode_gps_origins([fix, fix], latest=np.array([1795244405000, 1795244404999]))
+    >>> origin.tolist(), [(i, d.reason) for i, d in bad]
+    ([0], [(1, 'clock_ahead')])
     """
     if len(values) <= 1:
-        return _decode_chunk(values, 0)
+        return _decode_chunk(values, 0, latest)
     try:
         sizes = np.fromiter(map(_len, values), np.int64, len(values))
     except TypeError:  # a value is None
@@ -229,7 +238,7 @@ def decode_gps_origins(values: Sequence[bytes | None]) -> tuple[FixBatch, np.nda
     batches, origins, dead = [], [], []
     for first, last in zip([0, *cuts], [*cuts, len(values)], strict=True):
         if first < last:
-            good, origin, bad = _decode_chunk(values[first:last], first)
+            good, origin, bad = _decode_chunk(values[first:last], first, None if latest is None else latest[first:last])
             batches.append(good)
             origins.append(origin)
             dead += bad
@@ -249,9 +258,9 @@ def _kept(owner: np.ndarray, bad: list[tuple[int, str, str]]) -> np.ndarray:
     return np.delete(owner, [i for i, _, _ in bad])
 
 
-def _decode_chunk(values: Sequence[bytes | None], first: int
+def _decode_chunk(values: Sequence[bytes | None], first: int, latest: np.ndarray | None
                   ) -> tuple[FixBatch, np.ndarray, list[tuple[int, DeadLetter]]]:
-    """:func:`decode_gps_origins` of ``values``, the messages from index ``first`` on."""
+    """:func:`decode_gps_origins` of ``values``, the messages from index ``first`` on (``latest``: theirs)."""
     dead: list[tuple[int, DeadLetter]] = []
     try:
         docs: list[Any] = list(map(_loads, values))
@@ -266,7 +275,7 @@ def _decode_chunk(values: Sequence[bytes | None], first: int
     types = set(map(type, docs))
     if not dead and types == {dict} and not any(map(dict.__contains__, docs, repeat("fixes"))):
         # Every message is one fix (the common feed): message first + i is fix i.
-        good, bad = _check_columns(docs, None, all_dicts=True)
+        good, bad = _check_columns(docs, None, all_dicts=True, latest=latest)
         dead += [(first + i, DeadLetter(reason, detail, -1, values[i] or b"")) for i, reason, detail in bad]
         return good, _kept(np.arange(first, first + len(docs), dtype=np.int64), bad), dead
     fixes: list[Any] = []  # the fixes of every message, in order
@@ -290,15 +299,16 @@ def _decode_chunk(values: Sequence[bytes | None], first: int
             owners.append((m, single))
             fixes += items
             defaults += repeat(op, len(items))
-    good, bad = _check_columns(fixes, defaults)
+    counts = np.diff(np.array([*starts, len(fixes)], np.int64)).astype(np.intp)
+    good, bad = _check_columns(fixes, defaults, latest=None if latest is None else np.repeat(
+        latest[np.fromiter((m for m, _ in owners), np.intp, len(owners))], counts))
     for i, reason, detail in bad:
         k = bisect_right(starts, i) - 1
         m, single = owners[k]
         dead.append((first + m, DeadLetter(reason, detail, -1, values[m] or b"") if single
                      else DeadLetter(reason, detail, i - starts[k], orjson.dumps(fixes[i]))))
     dead.sort(key=_first)  # stable: each message's dead letters stay in fix order
-    owner = np.repeat(np.fromiter((first + m for m, _ in owners), np.int64, len(owners)),
-                      np.diff(np.array([*starts, len(fixes)], np.int64)).astype(np.intp))
+    owner = np.repeat(np.fromiter((first + m for m, _ in owners), np.int64, len(owners)), counts)
     return good, _kept(owner, bad), dead
 
 
@@ -307,6 +317,11 @@ _first = itemgetter(0)
 _get: Callable[..., Any] = dict.get
 _len: Callable[[Any], int] = len
 _loads: Callable[[Any], Any] = orjson.loads
+
+
+def _ahead(ts: int, latest: int) -> tuple[str, str]:
+    """The dead letter of a fix dated after ``latest``, the newest time its message allows."""
+    return "clock_ahead", f"fix {clock_ahead(ts, latest)}"
 
 
 def _exact(column: list[Any], kind: type, n: int) -> np.ndarray | None:
@@ -324,11 +339,12 @@ def _filled(column: list[Any], ok: np.ndarray | None, fill: Any) -> list[Any]:
 
 
 def _check_columns(
-    fixes: list[Any], default_operator: Any, all_dicts: bool = False,
+    fixes: list[Any], default_operator: Any, all_dicts: bool = False, latest: np.ndarray | None = None,
 ) -> tuple[FixBatch, list[tuple[int, str, str]]]:
     """:func:`_check_fix` of every fix at once: the valid fixes (in order) and ``(position, reason, detail)``
     of the bad ones. ``default_operator`` is one for all fixes, or a list of one per fix; ``all_dicts``
-    says the caller knows every fix is a ``dict``.
+    says the caller knows every fix is a ``dict``; ``latest``, the newest time each fix may have
+    (:func:`_ahead`).
 
     The fast path of :func:`_check_fix` (exact types, lengths, ranges) runs column-wise, with numpy; a row
     it rejects goes through :func:`_check_fix` itself, so every decision and dead letter is that function's.
@@ -341,6 +357,8 @@ def _check_columns(
             checked = _check_fix(f, default_operator[i] if isinstance(default_operator, list) else default_operator)
             if len(checked) == 2:
                 bad.append((i, checked[0], checked[1]))
+            elif latest is not None and checked[2] > latest[i]:
+                bad.append((i, *_ahead(checked[2], int(latest[i]))))
             else:
                 rows.append(checked)
         return FixBatch.from_rows(rows), bad
@@ -386,12 +404,16 @@ def _check_columns(
     good = (np.abs(lat) <= 90.0) & (np.abs(lon) <= 180.0) & (ts >= MIN_TS_MS) & (ts < MAX_TS_MS)  # NaN fails
     for ok in typed:
         good &= ok
+    if latest is not None:
+        good &= ts <= latest
     if good.all():
         return FixBatch(bike, operator, ts, lat, lon, locked), bad
     for i in np.flatnonzero(~good).tolist():
         checked = _check_fix(fixes[i], default_operator[i] if isinstance(default_operator, list) else default_operator)
         if len(checked) == 2:
             bad.append((i, checked[0], checked[1]))
+        elif latest is not None and checked[2] > latest[i]:
+            bad.append((i, *_ahead(checked[2], int(latest[i]))))
         else:  # valid after all: its values as the full checks normalize them
             bike[i], operator[i], ts[i], lat[i], lon[i], locked[i] = checked
     if not bad:

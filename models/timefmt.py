@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["parse_ts_ms", "ms_to_iso", "MIN_TS_MS", "MAX_TS_MS"]
+__all__ = ["parse_ts_ms", "ms_to_iso", "clock_ahead", "message_limit", "MIN_TS_MS", "MAX_TS_MS"]
 
 from datetime import UTC, datetime, timedelta
 
@@ -65,3 +65,35 @@ def ms_to_iso(ms: int) -> str:
     """
     dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
     return dt.isoformat(timespec="milliseconds" if ms % 1000 else "seconds")
+
+
+def clock_ahead(ts: int, latest: int | None) -> str | None:
+    """Why an event dated ``ts`` cannot be taken (its source's clock runs ahead), or None when it can:
+    ``latest`` is the newest time its message allows (the Kafka timestamp plus the allowed clock skew; None:
+    no limit). One such event would move its partition's event time, and so every key's, into the future.
+
+    Example
+    -------
+    >>> clock_ahead(1795244400000, 1795244400000) is None
+    True
+    >>> clock_ahead(1795248000000, 1795244700000)[:55]
+    'dated 2026-11-21T08:00:00+00:00, 3300 s after the newes'
+    """
+    if latest is None or ts <= latest:
+        return None
+    return (f"dated {ms_to_iso(ts)}, {(ts - latest) / 1000:.0f} s after the newest time its message allows "
+            f"({ms_to_iso(latest)}: the message timestamp plus the allowed clock skew)")
+
+
+def message_limit(timestamp_ms: float | None, skew_s: float | None) -> int | None:
+    """The newest event time a message stamped ``timestamp_ms`` may carry: its timestamp plus ``skew_s``; None
+    (no limit) when the check is off or the message has no timestamp (negative, as Kafka's -1).
+
+    Example
+    -------
+    >>> message_limit(1795244400000.0, 300), message_limit(-1, 300), message_limit(1795244400000, None)
+    (1795244700000, None, None)
+    """
+    if skew_s is None or timestamp_ms is None or timestamp_ms < 0:
+        return None
+    return int(timestamp_ms) + int(skew_s * 1000)

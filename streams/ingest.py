@@ -118,6 +118,11 @@ class Batch:
         """The record values, in order."""
         return list(map(_value, self.records))
 
+    def timestamps(self) -> np.ndarray:
+        """The record timestamps (epoch ms, int64), in order; -1 where a record has none."""
+        stamps = map(_timestamp, self.records)
+        return np.fromiter((-1 if t is None else t for t in stamps), np.int64, len(self.records))
+
     def partitions(self, index: np.ndarray) -> np.ndarray:
         """The partition number of the records at ``index`` (positions in :attr:`records`)."""
         numbers = np.array([tp.partition for tp in self._partitions], np.int64)

@@ -5,7 +5,7 @@ agent loop (take a batch without acking, process it, ack once its outputs are de
 
 from __future__ import annotations
 
-__all__ = ["PartitionModels", "by_partition", "register_batch_agent"]
+__all__ = ["PartitionModels", "by_partition", "message_limit_of", "register_batch_agent"]
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from faust.types import EventT, StreamT
 
+from models.timefmt import message_limit
 from streams.app import Pipeline
 from streams.clock import ack_clock
 from streams.state import END_MARKER
@@ -44,6 +45,13 @@ class PartitionModels(Generic[M]):
             entries = [(k, v) for k, v in self.table.data.items() if v and k != END_MARKER]
             self.models[p] = self.build(p, entries)
         return self.models[p]
+
+
+def message_limit_of(ev: EventT, skew_s: float | None) -> int | None:
+    """The newest event time ``ev``'s message may carry (:func:`models.timefmt.message_limit`; Faust keeps the
+    timestamp in seconds, None for a message without one)."""
+    ts = ev.message.timestamp
+    return None if ts is None else message_limit(ts * 1000, skew_s)
 
 
 def by_partition(events: list[EventT]) -> list[tuple[int, list[EventT]]]:

@@ -9,7 +9,8 @@ as a dead letter. Nothing here echoes a phone number into a reason or detail.
 
 Reason codes: ``invalid_json``, ``not_an_object``, ``missing_field``, ``wrong_type``,
 ``bad_timestamp``, ``out_of_range``, ``unknown_transition``, ``unknown_channel``,
-``unknown_category``, ``unknown_subcategory``, ``category_mismatch``, ``key_mismatch``.
+``unknown_category``, ``unknown_subcategory``, ``category_mismatch``, ``key_mismatch``, ``clock_ahead`` (dated
+after the newest time its message allows: see :func:`models.timefmt.clock_ahead`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from models.incidents.channels import CHANNELS
 from models.incidents.lifecycle import TRANSITIONS
 from models.incidents.privacy import hash_phone, scrub_text
 from models.incidents.taxonomy import CategoryTable
-from models.timefmt import parse_ts_ms
+from models.timefmt import clock_ahead, parse_ts_ms
 
 #: Fields kept from an incoming event (``reporter`` is the hash of ``reporter_phone``).
 EVENT_FIELDS = ("case_id", "ts", "transition", "channel", "category", "subcategory", "lat", "lon",
@@ -72,7 +73,7 @@ def _classification(ev: dict[str, Any], table: CategoryTable, case_id: str) -> I
 
 
 def decode_event(
-    value: bytes | None, key: str | None, categories: CategoryTable, phone_key: bytes
+    value: bytes | None, key: str | None, categories: CategoryTable, phone_key: bytes, latest: int | None = None,
 ) -> dict[str, Any] | Heartbeat | Invalid:
     """A clean case event, a heartbeat, or why the message is invalid.
 
@@ -103,9 +104,12 @@ def decode_event(
         return Invalid("not_an_object", f"expected a JSON object, got {type(msg).__name__}")
     if msg.get("heartbeat") is True and "case_id" not in msg:
         try:
-            return Heartbeat(parse_ts_ms(msg.get("ts")))
+            beat = parse_ts_ms(msg.get("ts"))
         except ValueError as exc:
             return Invalid("bad_timestamp", f"heartbeat: {exc}")
+        if ahead := clock_ahead(beat, latest):
+            return Invalid("clock_ahead", f"heartbeat {ahead}")
+        return Heartbeat(beat)
     case_id = msg.get("case_id")
     if case_id is None or case_id == "":
         return Invalid("missing_field", "missing case_id")
@@ -125,6 +129,8 @@ def decode_event(
         ts = parse_ts_ms(msg["ts"])
     except ValueError as exc:
         return Invalid("bad_timestamp", f"case {case_id}: {exc}"[:300], case_id)
+    if ahead := clock_ahead(ts, latest):
+        return Invalid("clock_ahead", f"case {case_id}: event {ahead}", case_id)
     report = transition == "report"
     for name in ("channel", "category", "lat", "lon") if report else ():
         if msg.get(name) is None:

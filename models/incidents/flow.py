@@ -36,11 +36,13 @@ _OFFSET = "_o"  # source offset carried by a held event, for a dead letter at re
 
 
 class Message(NamedTuple):
-    """One input message: its bytes, key (decoded) and offset in the partition."""
+    """One input message: its bytes, key (decoded), offset in the partition, and the newest event time it may
+    carry (its timestamp plus the allowed clock skew; None: no limit)."""
 
     value: bytes | None
     key: str | None
     offset: int
+    latest: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +138,7 @@ class CaseFlow:
     # -- input ---------------------------------------------------------------------------------
     def push(self, messages: Sequence[Message]) -> None:
         """Take messages in partition order; results accumulate until :meth:`drain`."""
-        decoded = [decode_event(m.value, m.key, self.categories, self.phone_key) for m in messages]
+        decoded = [decode_event(m.value, m.key, self.categories, self.phone_key, m.latest) for m in messages]
         reports = [d for d in decoded if isinstance(d, dict) and d["transition"] == "report"]
         if reports:
             places = self.attributor.places(np.array([r["lon"] for r in reports]),

@@ -2,7 +2,8 @@
 
 A reading that cannot be used becomes an :class:`Invalid` with a stable reason code (a metric label and a
 ClickHouse column): ``invalid_json``, ``not_an_object``, ``missing_field``, ``wrong_type``, ``bad_timestamp``,
-``key_mismatch``, ``unknown_kind``, ``unknown_metric``, ``not_finite``, ``out_of_range``.
+``key_mismatch``, ``unknown_kind``, ``unknown_metric``, ``not_finite``, ``out_of_range``, ``clock_ahead`` (dated
+after the newest time its message allows: see :func:`models.timefmt.clock_ahead`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from models.timefmt import parse_ts_ms
+from models.timefmt import clock_ahead, parse_ts_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,7 @@ KINDS: dict[str, dict[str, MetricSpec]] = {
 KIND_METRICS: dict[str, dict[str, tuple[float, float]]] = {
     kind: {name: (m.lo, m.hi) for name, m in metrics.items()} for kind, metrics in KINDS.items()}
 REASONS = ("invalid_json", "not_an_object", "missing_field", "wrong_type", "bad_timestamp", "key_mismatch",
-           "unknown_kind", "unknown_metric", "not_finite", "out_of_range")
+           "unknown_kind", "unknown_metric", "not_finite", "out_of_range", "clock_ahead")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +100,9 @@ def _check_metrics(kind: str, metrics: Any) -> dict[str, float] | Invalid:
     return out
 
 
-def decode_reading(value: bytes | None, key: str | None = None) -> Reading | Invalid:
-    """Decode and validate one ``sensor.telemetry`` message (``docs/schemas.md``).
+def decode_reading(value: bytes | None, key: str | None = None, latest: int | None = None) -> Reading | Invalid:
+    """Decode and validate one ``sensor.telemetry`` message (``docs/schemas.md``); ``latest``: the newest time
+    the message allows (:func:`models.timefmt.clock_ahead`).
 
     Example
     -------
@@ -118,7 +120,10 @@ def decode_reading(value: bytes | None, key: str | None = None) -> Reading | Inv
         msg = orjson.loads(value or b"")
     except orjson.JSONDecodeError as exc:
         return Invalid("invalid_json", f"not JSON: {exc}"[:200])
-    return check_reading(msg, key)
+    r = check_reading(msg, key)
+    if isinstance(r, Reading) and (ahead := clock_ahead(r.ts, latest)):
+        return Invalid("clock_ahead", f"reading of {r.sensor_id} {ahead}")
+    return r
 
 
 def check_reading(msg: Any, key: str | None = None) -> Reading | Invalid:

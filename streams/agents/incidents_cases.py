@@ -32,7 +32,12 @@ from streams.agents.incidents_setup import incident_setup
 from streams.app import Pipeline
 from streams.batches import Record, send_records
 from streams.deadletters import send_dead_letters
-from streams.partitioned import PartitionModels, by_partition, register_batch_agent
+from streams.partitioned import (
+    PartitionModels,
+    by_partition,
+    message_limit_of,
+    register_batch_agent,
+)
 from streams.state import Entry, persist, raw_table
 
 
@@ -75,7 +80,8 @@ def register(pipe: Pipeline) -> None:
         for p, evs in by_partition(events):
             flow = flows[p]
             flow.push([Message(ev.value, ev.message.key.decode("utf-8", "replace") if ev.message.key else None,
-                               ev.message.offset) for ev in evs])  # fmt: skip
+                               ev.message.offset, message_limit_of(ev, s.max_clock_skew_s))
+                       for ev in evs])  # fmt: skip
             out = flow.drain()
             rows += [(None, cid.encode(), orjson.dumps(row), ts) for cid, ts, row in out.updates]
             reports += [(None, key.encode(), orjson.dumps(report), ts) for key, ts, report in out.reports]

@@ -24,7 +24,7 @@ from models.sensors import Invalid, MonitorConfig, decode_reading
 from models.sensors.partition import PartitionMonitors
 from streams.app import Pipeline
 from streams.deadletters import send_dead_letters
-from streams.partitioned import PartitionModels, register_batch_agent
+from streams.partitioned import PartitionModels, message_limit_of, register_batch_agent
 from streams.state import Entry, persist, raw_table
 
 
@@ -51,7 +51,8 @@ def register(pipe: Pipeline) -> None:
         futures: list[Any] = []
         for ev in events:
             p, key = ev.message.partition, ev.message.key
-            r = decode_reading(ev.value, key.decode("utf-8", "replace") if key else None)
+            r = decode_reading(ev.value, key.decode("utf-8", "replace") if key else None,
+                               message_limit_of(ev, s.max_clock_skew_s))
             if isinstance(r, Invalid):
                 dead.append((ev, DeadLetter(r.reason, r.detail, -1, ev.value or b"")))
                 continue

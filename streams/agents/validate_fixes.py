@@ -84,9 +84,18 @@ def register(pipe: Pipeline) -> None:
         await flow.wait(mine)
 
     newest: dict[int, int] = {}  # source partition -> newest fix ts handed over (never goes back)
+    skew_ms = None if s.max_clock_skew_s is None else int(s.max_clock_skew_s * 1000)
+
+    def latest(batch: Batch) -> np.ndarray | None:
+        """Per message, the newest fix time it may carry: its timestamp plus the allowed skew, vectorized
+        :func:`models.timefmt.message_limit` (no timestamp: no limit)."""
+        if skew_ms is None:
+            return None
+        stamps = batch.timestamps()
+        return np.where(stamps >= 0, stamps + skew_ms, np.iinfo(np.int64).max)
 
     async def validate_fixes(batch: Batch) -> None:
-        good, origin, bad = decode_gps_origins(batch.values())  # one batch for all the messages
+        good, origin, bad = decode_gps_origins(batch.values(), latest(batch))  # one batch for all the messages
         futures = await send_record_dead_letters(pipe, ((batch.source(i), d) for i, d in bad))
         if len(good):
             sources = batch.partitions(origin)

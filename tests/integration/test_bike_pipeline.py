@@ -22,8 +22,12 @@ BAD = [
     (b"MT-missing", orjson.dumps({"bike_id": "MT-missing", "operator": "meituan", "lat": 24.5, "lon": 118.1, "locked": True})),
     (b"MT-lat", orjson.dumps({"bike_id": "MT-lat", "operator": "meituan", "ts": T0, "lat": 999, "lon": 118.1, "locked": True})),
     (b"MT-type", orjson.dumps({"bike_id": "MT-type", "operator": "meituan", "ts": T0, "lat": "24.5", "lon": 118.1, "locked": True})),
+    # A clock a day ahead of its message's timestamp (T0): stored, it would be a fix row and a zone minute a day
+    # later, and move event time a day forward for every bike.
+    (b"MT-future", orjson.dumps({"bike_id": "MT-future", "operator": "meituan", "ts": T0 + 86_400_000, "lat": 24.455,
+                                 "lon": 118.085, "locked": True})),
 ]
-BAD_REASONS = {"invalid_json", "missing_field", "out_of_range", "wrong_type"}
+BAD_REASONS = {"invalid_json", "missing_field", "out_of_range", "wrong_type", "clock_ahead"}
 
 
 def make_fixes(n_bikes: int = 60, per_bike: int = 30, seed: int = 3) -> list[dict]:
@@ -52,7 +56,7 @@ def produce(stack: Stack, fixes: list[dict], *, batched_every: int = 3, bad: boo
                 by_op[f["operator"]].append({k: v for k, v in f.items() if k != "operator"})
             for op, items in by_op.items():
                 p.send(topic, key=op.encode(), value=orjson.dumps({"operator": op, "fixes": items}),
-                       timestamp_ms=items[0]["ts"])
+                       timestamp_ms=max(f["ts"] for f in items))  # sent once its newest fix is in
         else:
             for f in chunk:
                 p.send(topic, key=f["bike_id"].encode(), value=orjson.dumps(f), timestamp_ms=f["ts"])

@@ -74,13 +74,17 @@ def with_bad_events(messages: list[Msg]) -> tuple[list[Msg], dict[str, str]]:
         ("XM-BAD-CHAN", {**rep, "case_id": "XM-BAD-CHAN", "channel": "fax"}),
         ("XM-BAD-SUB", {**rep, "case_id": "XM-BAD-SUB", "subcategory": "E0177"}),
         ("XM-OTHER-KEY", {**rep, "case_id": case}),
+        # dated a day after its message: taken, it would move the partition's event time a day on (every open
+        # case there overdue)
+        ("XM-FUTURE", {**rep, "case_id": "XM-FUTURE", "ts": ts + 86_400_000}),
     ]
     out = messages[:reg + 1] + [(case, ts + 1000, orjson.dumps(illegal))]
     out += [(k, ts, orjson.dumps(v)) for k, v in bad]
     out += [("XM-JUNK", ts, b'{"case_id": "XM-JUNK", "reporter_phone": "%s", ' % BAD_PHONES[0].encode())]
     out += messages[reg + 1:]
     reasons = {case: "illegal_transition", "XM-BAD-CAT": "unknown_category", "XM-BAD-CHAN": "unknown_channel",
-               "XM-BAD-SUB": "unknown_subcategory", "XM-OTHER-KEY": "key_mismatch", "XM-JUNK": "invalid_json"}  # fmt: skip
+               "XM-BAD-SUB": "unknown_subcategory", "XM-OTHER-KEY": "key_mismatch", "XM-JUNK": "invalid_json",
+               "XM-FUTURE": "clock_ahead"}  # fmt: skip
     return out, reasons
 
 

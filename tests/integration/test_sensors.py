@@ -22,11 +22,12 @@ def tilt(i: int, value: float, sensor: str = "TILT-0001") -> dict:
             "metrics": {"tilt_deg": value}}
 
 
-def send(stack: Stack, readings: list[dict]) -> None:
+def send(stack: Stack, readings: list[dict], ahead_ms: int = 0) -> None:
+    """Each reading in a message stamped with its own time (``ahead_ms``: the reading's clock that far ahead)."""
     p = KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", linger_ms=2)
     for r in readings:
-        p.send(stack.topic("sensor.telemetry"), key=r["sensor_id"].encode(), value=orjson.dumps(r),
-               timestamp_ms=r["ts"])
+        p.send(stack.topic("sensor.telemetry"), key=r["sensor_id"].encode(),
+               value=orjson.dumps({**r, "ts": r["ts"] + ahead_ms}), timestamp_ms=r["ts"])
     p.flush()
     p.close()
 
@@ -36,7 +37,8 @@ def test_tilt_breach_alert_and_incident_within_one_second(stack: Stack) -> None:
     worker.wait_ready()
     warm = [tilt(i, 0.8 + 0.02 * math.sin(i)) for i in range(40)]
     send(stack, warm + [{**tilt(0, 1.0), "metrics": {"tilt_rad": 0.01}}])
-    worker.wait_drained({"sensor_readings": len(warm), "dead_letters": 1})
+    send(stack, [tilt(40, 0.8)], ahead_ms=86_400_000)  # a clock a day ahead: dead-lettered, not a reading
+    worker.wait_drained({"sensor_readings": len(warm), "dead_letters": 2})
     consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest")
     consumer.assign([TopicPartition(stack.topic(t), p) for t in ("sensor.alerts", "incident.events")
                      for p in range(stack.partitions)])  # no group: joining one takes seconds on Tansu

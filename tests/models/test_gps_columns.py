@@ -25,8 +25,10 @@ VARIANTS: list[dict[str, Any]] = [
 ]
 
 
-def _reference(values: list[bytes | None]) -> tuple[list[tuple[Any, ...]], list[tuple[int, DeadLetter]]]:
-    """The fix-by-fix decoding: rows and dead letters as validating one fix at a time gives them."""
+def _reference(values: list[bytes | None], latest: list[int] | None = None
+               ) -> tuple[list[tuple[Any, ...]], list[tuple[int, DeadLetter]]]:
+    """The fix-by-fix decoding: rows and dead letters as validating one fix at a time gives them (a valid fix
+    dated after its message's ``latest`` is ``clock_ahead``)."""
     rows: list[tuple[Any, ...]] = []
     dead: list[tuple[int, DeadLetter]] = []
     for m, value in enumerate(values):
@@ -48,6 +50,8 @@ def _reference(values: list[bytes | None]) -> tuple[list[tuple[Any, ...]], list[
         single = not (isinstance(doc, list) or (isinstance(doc, dict) and "fixes" in doc))
         for i, f in enumerate(items):
             checked = gps._check_fix(f, default_op)
+            if len(checked) != 2 and latest is not None and checked[2] > latest[m]:
+                checked = gps._ahead(checked[2], latest[m])
             if len(checked) == 2:
                 dead.append((m, DeadLetter(checked[0], checked[1], -1 if single else i,
                                            value or b"" if single else orjson.dumps(f))))
@@ -127,3 +131,35 @@ def test_many_single_fixes_some_bad() -> None:
     values = [orjson.dumps(_fix(rng, i)) for i in range(5000)]
     _assert_same(values)
     _assert_same(values[:2500] + [b"{oops"] + values[2500:])
+
+
+def _assert_same_with_latest(values: list[bytes | None], latest: list[int]) -> None:
+    got, origin, dead = decode_gps_origins(values, np.array(latest, np.int64))
+    rows, want_dead = _reference(values, latest)
+    assert dead == want_dead
+    assert got.bike_id == [r[0] for r in rows] and got.ts.tolist() == [r[2] for r in rows]
+    assert (got.ts <= np.array(latest, np.int64)[origin]).all()
+
+
+def test_fixes_dated_after_their_message_allows_are_clock_ahead() -> None:
+    t = FIX["ts"]
+    ahead = {**FIX, "bike_id": "MT-2", "ts": t + 3_600_000}
+    values = [orjson.dumps(FIX), orjson.dumps(ahead),
+              orjson.dumps({"operator": "meituan", "fixes": [{"bike_id": "MT-3"}, ahead, FIX]})]
+    got, origin, dead = decode_gps_origins(values, np.array([t, t + 600_000, t + 600_000]))
+    assert got.bike_id == ["MT-1", "MT-1"] and origin.tolist() == [0, 2]
+    assert [(m, d.reason, d.item) for m, d in dead] == [(1, "clock_ahead", -1), (2, "missing_field", 0),
+                                                       (2, "clock_ahead", 1)]
+    assert dead[0][1].payload == values[1] and orjson.loads(dead[2][1].payload) == ahead
+    assert "3000 s after" in dead[2][1].detail and "2026-11-21T07:10:05" in dead[2][1].detail
+    assert len(decode_gps_origins(values, np.array([t + 3_600_000] * 3))[0]) == 4  # the limit itself is allowed
+
+
+def test_random_mixes_with_message_limits() -> None:
+    rng = random.Random(13)
+    for size in (1, 10, 31, 32, 200, 2000):  # both sides of the fix-by-fix / column-wise switch
+        values = [_message(rng, i) for i in range(size)]
+        latest = [FIX["ts"] + i + rng.choice([-5, 0, 3, 10**6]) for i in range(size)]
+        _assert_same_with_latest(values, latest)
+        single = [orjson.dumps({**FIX, "ts": FIX["ts"] + i}) for i in range(size)]
+        _assert_same_with_latest(single, latest)

@@ -86,3 +86,14 @@ def test_sanitized_payloads_hold_no_phone_number() -> None:
     assert d["reporter_phone"] == hash_phone("13912345678", KEY) and d["case_id"] == "XM1"
     assert d["nested"]["tel"] == "139****5678"
     assert b"13912345678" not in sanitize_payload(b'garbage "13912345678', KEY)
+
+
+def test_events_and_heartbeats_dated_after_their_message_allows_are_clock_ahead() -> None:
+    ts = decode(report())["ts"]  # type: ignore[index]
+    ahead = decode_event(orjson.dumps(report()), "XM1", T, KEY, latest=ts - 1)
+    assert isinstance(ahead, Invalid) and ahead.reason == "clock_ahead" and ahead.case_id == "XM1"
+    assert ahead.detail.startswith("case XM1: event dated")
+    assert isinstance(decode_event(orjson.dumps(report()), "XM1", T, KEY, latest=ts), dict)  # at the limit
+    beat = decode_event(orjson.dumps({"heartbeat": True, "ts": ts}), None, T, KEY, latest=ts - 300_000)
+    assert isinstance(beat, Invalid) and beat.reason == "clock_ahead"
+    assert decode_event(orjson.dumps({"heartbeat": True, "ts": ts}), None, T, KEY, latest=None) == Heartbeat(ts)

@@ -35,6 +35,14 @@ def test_key_must_match_sensor_id() -> None:
     assert isinstance(decode_reading(msg(), "GAS-1"), Reading)
 
 
+def test_a_reading_dated_after_its_message_allows_is_clock_ahead() -> None:
+    got = decode_reading(msg(ts=T0 + 1), None, latest=T0)
+    assert got.reason == "clock_ahead" and "GAS-1 dated" in got.detail  # type: ignore[union-attr]
+    assert isinstance(decode_reading(msg(), None, latest=T0), Reading)  # at the limit itself
+    assert isinstance(decode_reading(msg(ts=T0 + 10**9), None, latest=None), Reading)  # check off
+    assert decode_reading(msg(kind="ufo", ts=T0 + 1), None, latest=T0).reason == "unknown_kind"  # type: ignore[union-attr]
+
+
 def run(kind: str, metric: str, values: list[float], t0: int = T0, step: int = 60_000) -> list[tuple[str, str, int]]:
     m = SensorMonitor("S-1", kind)
     out = []

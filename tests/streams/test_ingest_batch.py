@@ -31,6 +31,7 @@ def test_batch_interleaves_partitions_like_heapq_merge() -> None:
         batch = Batch(by_tp)
         assert len(batch) == len(want)
         assert batch.values() == [r[3] for r, _ in want]
+        assert batch.timestamps().tolist() == [r[1] for r, _ in want]
         for i, (r, tp) in enumerate(want):
             assert batch.source(i) == RecordSource(tp.topic, tp.partition, r[0], r[2], r[1])
 
@@ -41,6 +42,12 @@ def test_consumer_records_become_record_tuples() -> None:
     batch = Batch(_as_records({tp: [rec]}))
     assert batch.values() == [b"{}"]
     assert batch.source(0) == RecordSource("t", 3, 7, b"MT-9", 1795244405123)
+
+
+def test_records_without_a_timestamp_have_minus_one() -> None:  # message format v0: no limit on their fixes
+    tp = TopicPartition("t", 0)
+    batch = Batch({tp: [(0, None, None, b"{}"), (1, 5, None, b"{}")]})  # type: ignore[list-item]
+    assert batch.timestamps().tolist() == [-1, 5]
 
 
 def test_partition_chunks_are_the_split_cut_in_order() -> None:
