@@ -319,9 +319,14 @@ _len: Callable[[Any], int] = len
 _loads: Callable[[Any], Any] = orjson.loads
 
 
-def _ahead(ts: int, latest: int) -> tuple[str, str]:
-    """The dead letter of a fix dated after ``latest``, the newest time its message allows."""
-    return "clock_ahead", f"fix {clock_ahead(ts, latest)}"
+def _checked(f: Any, default_operator: Any, latest: int | None
+             ) -> tuple[str, str] | tuple[str, str, int, float, float, bool]:
+    """:func:`_check_fix`, and a valid fix dated after ``latest`` (the newest time its message allows) is
+    ``clock_ahead``."""
+    checked = _check_fix(f, default_operator)
+    if len(checked) == 2 or latest is None or checked[2] <= latest:
+        return checked
+    return "clock_ahead", f"fix {clock_ahead(checked[2], latest)}"
 
 
 def _exact(column: list[Any], kind: type, n: int) -> np.ndarray | None:
@@ -344,7 +349,7 @@ def _check_columns(
     """:func:`_check_fix` of every fix at once: the valid fixes (in order) and ``(position, reason, detail)``
     of the bad ones. ``default_operator`` is one for all fixes, or a list of one per fix; ``all_dicts``
     says the caller knows every fix is a ``dict``; ``latest``, the newest time each fix may have
-    (:func:`_ahead`).
+    (:func:`_checked`).
 
     The fast path of :func:`_check_fix` (exact types, lengths, ranges) runs column-wise, with numpy; a row
     it rejects goes through :func:`_check_fix` itself, so every decision and dead letter is that function's.
@@ -354,11 +359,10 @@ def _check_columns(
     if n < 32:  # too few for numpy's per-call overhead: fix by fix
         rows: list[Any] = []
         for i, f in enumerate(fixes):
-            checked = _check_fix(f, default_operator[i] if isinstance(default_operator, list) else default_operator)
+            checked = _checked(f, default_operator[i] if isinstance(default_operator, list) else default_operator,
+                               None if latest is None else int(latest[i]))
             if len(checked) == 2:
                 bad.append((i, checked[0], checked[1]))
-            elif latest is not None and checked[2] > latest[i]:
-                bad.append((i, *_ahead(checked[2], int(latest[i]))))
             else:
                 rows.append(checked)
         return FixBatch.from_rows(rows), bad
@@ -409,11 +413,10 @@ def _check_columns(
     if good.all():
         return FixBatch(bike, operator, ts, lat, lon, locked), bad
     for i in np.flatnonzero(~good).tolist():
-        checked = _check_fix(fixes[i], default_operator[i] if isinstance(default_operator, list) else default_operator)
+        checked = _checked(fixes[i], default_operator[i] if isinstance(default_operator, list) else default_operator,
+                           None if latest is None else int(latest[i]))
         if len(checked) == 2:
             bad.append((i, checked[0], checked[1]))
-        elif latest is not None and checked[2] > latest[i]:
-            bad.append((i, *_ahead(checked[2], int(latest[i]))))
         else:  # valid after all: its values as the full checks normalize them
             bike[i], operator[i], ts[i], lat[i], lon[i], locked[i] = checked
     if not bad:

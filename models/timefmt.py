@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["parse_ts_ms", "ms_to_iso", "clock_ahead", "message_limit", "MIN_TS_MS", "MAX_TS_MS"]
+__all__ = ["parse_ts_ms", "ms_to_iso", "clock_ahead", "message_limit", "message_limits", "MIN_TS_MS", "MAX_TS_MS"]
 
 from datetime import UTC, datetime, timedelta
+
+import numpy as np
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -97,3 +99,17 @@ def message_limit(timestamp_ms: float | None, skew_s: float | None) -> int | Non
     if skew_s is None or timestamp_ms is None or timestamp_ms < 0:
         return None
     return int(timestamp_ms) + int(skew_s * 1000)
+
+
+def message_limits(timestamps_ms: np.ndarray, skew_s: float | None) -> np.ndarray | None:
+    """:func:`message_limit` of many messages at once (int64; no timestamp: the int64 maximum, no limit);
+    None when the check is off.
+
+    Example
+    -------
+    >>> message_limits(np.array([1795244400000, -1]), 300).tolist()
+    [1795244700000, 9223372036854775807]
+    """
+    if skew_s is None:
+        return None
+    return np.where(timestamps_ms >= 0, timestamps_ms + int(skew_s * 1000), np.iinfo(np.int64).max)

@@ -120,8 +120,11 @@ class Batch:
 
     def timestamps(self) -> np.ndarray:
         """The record timestamps (epoch ms, int64), in order; -1 where a record has none."""
-        stamps = map(_timestamp, self.records)
-        return np.fromiter((-1 if t is None else t for t in stamps), np.int64, len(self.records))
+        try:
+            return np.fromiter(map(_timestamp, self.records), np.int64, len(self.records))
+        except TypeError:  # a record without a timestamp (message format v0)
+            return np.fromiter((-1 if t is None else t for t in map(_timestamp, self.records)), np.int64,
+                               len(self.records))
 
     def partitions(self, index: np.ndarray) -> np.ndarray:
         """The partition number of the records at ``index`` (positions in :attr:`records`)."""

@@ -23,6 +23,7 @@ import numpy as np
 
 from models.codes import codes_of
 from models.gps import FixBatch, decode_gps_origins
+from models.timefmt import message_limits
 from streams.app import Pipeline
 from streams.deadletters import send_record_dead_letters
 from streams.flow import fix_flow
@@ -84,18 +85,10 @@ def register(pipe: Pipeline) -> None:
         await flow.wait(mine)
 
     newest: dict[int, int] = {}  # source partition -> newest fix ts handed over (never goes back)
-    skew_ms = None if s.max_clock_skew_s is None else int(s.max_clock_skew_s * 1000)
-
-    def latest(batch: Batch) -> np.ndarray | None:
-        """Per message, the newest fix time it may carry: its timestamp plus the allowed skew, vectorized
-        :func:`models.timefmt.message_limit` (no timestamp: no limit)."""
-        if skew_ms is None:
-            return None
-        stamps = batch.timestamps()
-        return np.where(stamps >= 0, stamps + skew_ms, np.iinfo(np.int64).max)
 
     async def validate_fixes(batch: Batch) -> None:
-        good, origin, bad = decode_gps_origins(batch.values(), latest(batch))  # one batch for all the messages
+        latest = message_limits(batch.timestamps(), s.max_clock_skew_s)  # the newest fix time each message allows
+        good, origin, bad = decode_gps_origins(batch.values(), latest)  # one batch for all the messages
         futures = await send_record_dead_letters(pipe, ((batch.source(i), d) for i, d in bad))
         if len(good):
             sources = batch.partitions(origin)

@@ -12,6 +12,7 @@ import orjson
 
 from models import gps
 from models.gps import DeadLetter, FixBatch, decode_gps, decode_gps_many, decode_gps_origins
+from models.timefmt import clock_ahead
 
 FIX = {"bike_id": "MT-1", "operator": "meituan", "ts": 1795244405000, "lat": 24.48, "lon": 118.09, "locked": True}
 VARIANTS: list[dict[str, Any]] = [
@@ -51,7 +52,7 @@ def _reference(values: list[bytes | None], latest: list[int] | None = None
         for i, f in enumerate(items):
             checked = gps._check_fix(f, default_op)
             if len(checked) != 2 and latest is not None and checked[2] > latest[m]:
-                checked = gps._ahead(checked[2], latest[m])
+                checked = ("clock_ahead", f"fix {clock_ahead(checked[2], latest[m])}")
             if len(checked) == 2:
                 dead.append((m, DeadLetter(checked[0], checked[1], -1 if single else i,
                                            value or b"" if single else orjson.dumps(f))))
