@@ -3,7 +3,12 @@
 ``pipeline_throughput`` loads a recording's GPS feed into a fresh embedded broker, then starts a real
 ``citystream worker --role all`` process and times it from partition assignment until every fix is a
 ClickHouse row, violations are stored and every consumer lag is 0 (read from the worker's Prometheus
-metrics). ``score_through_pipeline`` does the same and scores the violations read back from ClickHouse.
+metrics). With ``baseline``, the raw aiokafka geofence job (:mod:`citystream.geofence_baseline`) then reads
+the same topic on the same broker, so the pipeline's figure comes with a ratio measured in the same run.
+``score_through_pipeline`` does the same and scores the violations read back from ClickHouse.
+
+Each run works in a scratch directory (broker log, workers' logs, chDB), removed afterwards; kept, and named
+in the error, when the run fails.
 """
 
 from __future__ import annotations
@@ -13,12 +18,15 @@ __all__ = ["PipelineRun", "pipeline_throughput", "score_through_pipeline", "supe
 
 import gc
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
 import time
 import tracemalloc
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +36,7 @@ import orjson
 
 from citystream.config import Settings
 from citystream.embedded import TansuBroker, free_port
+from citystream.geofence_baseline import BaselineRun, run_baseline
 from citystream.workers import WorkerProcess, cpu_seconds, metric_sum, query_chdb
 from models.bikes import BikeSupervisor, Violation
 from models.bikes.bench import bench_process, synthetic_fleet
@@ -52,11 +61,11 @@ class PipelineRun:
     before_t0: int  # fixes stored before every worker held its partitions (not timed)
     violation_rows: int  # rows written (a batch delivered again after a rebalance writes its rows again)
     fix_rows: int
-    workdir: Path
     peak_rss_mb: float = 0.0  # the largest worker process's peak resident memory (VmHWM)
     violations: int = 0  # distinct violations stored (FINAL), read back after the workers stopped
     per_bike: int = 0  # of which per-bike kinds (the supervisor's; the rest are the fence and fleet stages')
     cpu_s: tuple[tuple[str, float], ...] = ()  # (process, CPU seconds in the timed window): each worker's role, "broker"
+    baseline: BaselineRun | None = None  # the raw aiokafka geofence job on the same topic, after the workers
 
     @property
     def fixes_per_s(self) -> float:
@@ -79,12 +88,25 @@ def _count_fixes(rec: Recording) -> int:
 _sum = metric_sum  # over several workers' samples (a worker label tells them apart)
 
 
-def _run(settings: Settings, rec: Recording, timeout_s: float, workers: int = 1) -> tuple[PipelineRun, str]:
-    """Replay ``rec``'s GPS feed, run the workers until drained; returns the run and its chDB DSN.
+@contextmanager
+def _scratch() -> Iterator[Path]:
+    """A scratch directory, removed after a run that went well (kept for its logs when it failed)."""
+    work = Path(tempfile.mkdtemp(prefix="citystream-bikes-run-"))
+    try:
+        yield work
+    except BaseException as e:
+        e.add_note(f"the run's broker and worker logs are kept in {work}")
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(settings: Settings, rec: Recording, timeout_s: float, work: Path, workers: int = 1,
+         baseline: bool = False) -> tuple[PipelineRun, str]:
+    """Replay ``rec``'s GPS feed, run the workers until drained; returns the run and its chDB DSN (in ``work``).
 
     ``workers`` = 1: one ``--role all`` worker. More: one ``--role sinks`` worker (chDB is single-process) and
-    ``workers - 1`` ``--role streams`` workers in one group, sharing the partitions."""
-    work = Path(tempfile.mkdtemp(prefix="citystream-bikes-run-"))
+    ``workers - 1`` ``--role streams`` workers in one group, sharing the partitions. ``baseline``: then run the
+    reference geofence job on the same topic (the workers stopped)."""
     prefix = f"b{uuid.uuid4().hex[:8]}"
     dsn = f"chdb://{work / 'clickhouse'}"
     fixes = _count_fixes(rec)
@@ -124,14 +146,16 @@ def _run(settings: Settings, rec: Recording, timeout_s: float, workers: int = 1)
                     p.proc.wait(30)
                 except subprocess.TimeoutExpired:
                     p.proc.kill()
+        base = run_baseline(broker.bootstrap, s.topic(FEEDS["bike_gps"]), fixes, rec.path / "geography.geojson",
+                            timeout_s) if baseline else None
     kinds = ", ".join(f"'{k}'" for k in PER_BIKE_KINDS)
     distinct, per_bike = (rows[0][0] for rows in query_chdb(dsn, [
         "SELECT count() FROM bike_violations FINAL",
         f"SELECT count() FROM bike_violations FINAL WHERE kind IN ({kinds})"]))
     run = PipelineRun(fixes, stats.total, t1 - t0, int(before),
                       int(_sum(m, "citystream_sink_rows_total", table="bike_violations")),
-                      int(_sum(m, "citystream_sink_rows_total", table="bike_fixes")), work, peak_mb, int(distinct),
-                      int(per_bike), cpu_s=cpu)
+                      int(_sum(m, "citystream_sink_rows_total", table="bike_fixes")), peak_mb, int(distinct),
+                      int(per_bike), cpu_s=cpu, baseline=base)
     return run, dsn
 
 
@@ -200,10 +224,11 @@ def _wait(procs: list[WorkerProcess], fixes: int, timeout_s: float, pids: list[t
     raise TimeoutError(f"the pipeline did not drain within {timeout_s:.0f} s")
 
 
-def pipeline_throughput(settings: Settings, recording: Path, timeout_s: float = 900.0, workers: int = 1
-                        ) -> PipelineRun:
+def pipeline_throughput(settings: Settings, recording: Path, timeout_s: float = 900.0, workers: int = 1,
+                        baseline: bool = False) -> PipelineRun:
     """GPS fixes/s of the whole pipeline on a recording (see the module docstring)."""
-    return _run(settings, Recording.open(recording), timeout_s, workers)[0]
+    with _scratch() as work:
+        return _run(settings, Recording.open(recording), timeout_s, work, workers, baseline)[0]
 
 
 def score_through_pipeline(settings: Settings, recording: Path, timeout_s: float = 900.0
@@ -216,8 +241,9 @@ def score_through_pipeline(settings: Settings, recording: Path, timeout_s: float
     from citystream.bikes_eval import score_violations
 
     rec = Recording.open(recording)
-    run, dsn = _run(settings, rec, timeout_s)
-    rows = query_chdb(dsn, [_VIOLATIONS])[0]
+    with _scratch() as work:
+        run, dsn = _run(settings, rec, timeout_s, work)
+        rows = query_chdb(dsn, [_VIOLATIONS])[0]
     found = [Violation("open", k, subject, reported, opened, "", 0.0) for k, subject, opened, reported, _ in rows]
     head, truth = read_truth(rec.path / str(rec.extra.get("ground_truth", "ground_truth.jsonl.gz")))
     cfg = load_bike_setup(settings).config

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 __all__ = ["register"]
 
+import atexit
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +22,7 @@ def _simulated(hours: float, bikes: int, seed: int, batched: bool = False) -> Pa
     from replay.simulate import simulate
 
     out = Path(tempfile.mkdtemp(prefix="citystream-bikes-")) / "sim"
+    atexit.register(shutil.rmtree, out.parent, ignore_errors=True)  # a scratch recording: gone when the command ends
     with console.status(f"simulating {hours:g} h of {bikes:,} bikes (seed {seed}{', operator batches' if batched else ''})"):
         simulate(out, hours=hours, bikes=bikes, sensors=0, seed=seed, incidents_per_hour=0.0,
                  batch_operator_fixes=batched)
@@ -75,13 +78,19 @@ def register(app: typer.Typer, settings_of: Any) -> None:
                                                   "the other (e.g. 1,3): 1 = one --role all worker; N > 1 = one "
                                                   "--role sinks worker (chDB is single-process) and N-1 --role "
                                                   "streams workers sharing the partitions.")] = "1",
+        baseline: Annotated[bool, typer.Option(help="Also run the reference job per mode: a raw aiokafka geofence "
+                                                    "loop, vectorized, on the same broker and recording (after the "
+                                                    "first layout's workers stopped), and print each pipeline "
+                                                    "figure as a ratio of it.")] = True,
     ) -> None:
         """GPS fixes/s through the bike agents end to end (embedded Tansu -> worker -> ClickHouse rows, violations
         detected), with one fix per message and with operator batches, per worker layout; the per-bike violations
         stored next to the pure model's on the same recording (every layout must match it); each process's CPU
         microseconds per fix (workers by role, the broker); memory per tracked bike (tracemalloc on the
-        supervisor state) at --tracked bikes. Prints the figures of this run: on a shared machine compare
-        layouts and modes within one run (the figures of separate runs can differ by 2x)."""
+        supervisor state) at --tracked bikes; and the reference job's fixes/s on the same recording (a raw
+        aiokafka geofence loop: decode, STRtree lookup, count per zone), with the pipeline's figure as a ratio of
+        it. Prints the figures of this run: on a shared machine compare layouts, modes and the reference within
+        one run (the figures of separate runs can differ by 2x)."""
         try:
             layouts = [int(w) for w in workers.split(",") if w.strip()]
         except ValueError:
@@ -104,10 +113,19 @@ def register(app: typer.Typer, settings_of: Any) -> None:
             rec = _simulated(hours, bikes, seed=1, batched=mode == "batched")
             with console.status(f"{mode}: the pure model on {rec}"):
                 model = model_violations(settings, rec)
+            reference = None
             for n in layouts:
-                with console.status(f"{mode}: replaying {rec} into the embedded pipeline, {n} worker process(es)"):
-                    run = pipeline_throughput(settings, rec, workers=n)
-                _row(table, mode, n, run, model)
+                with console.status(f"{mode}: replaying {rec} into the embedded pipeline, {n} worker process(es)"
+                                    + (", then the reference job" if baseline and reference is None else "")):
+                    run = pipeline_throughput(settings, rec, workers=n, baseline=baseline and reference is None)
+                reference = reference or run.baseline
+                _row(table, mode, n, run, model, reference)
+            if reference is not None:
+                table.add_row(f"reference job, {mode}", f"{reference.fixes_per_s:,.0f} fixes/s",
+                              f"raw aiokafka geofence, vectorized (getmany, orjson, one STRtree lookup per batch, "
+                              f"count per zone; no state, output or ClickHouse): {reference.fixes:,} fixes in "
+                              f"{reference.seconds:.1f} s, same broker and recording; CPU µs per fix "
+                              f"{reference.cpu_s * 1e6 / max(reference.fixes, 1):.1f} (its process)")
         with console.status("supervisor alone (in-process)"):
             rate, n = supervisor_throughput(settings)
         table.add_row("supervisor model alone", f"{rate:,.0f} fixes/s", f"{n:,} fixes, batches of 5,000, vectorized")
@@ -118,10 +136,11 @@ def register(app: typer.Typer, settings_of: Any) -> None:
         console.print(table)
 
 
-def _row(table: Table, mode: str, workers: int, run: Any, model: int) -> None:
-    """One end-to-end figure of ``bench bikes``."""
+def _row(table: Table, mode: str, workers: int, run: Any, model: int, reference: Any = None) -> None:
+    """One end-to-end figure of ``bench bikes`` (and its ratio to the reference job of the same mode)."""
     table.add_row(f"end to end, {mode}" + (f", {workers} workers" if workers > 1 else ""),
-                  f"{run.fixes_per_s:,.0f} fixes/s",
+                  f"{run.fixes_per_s:,.0f} fixes/s"
+                  + (f"\n= {run.fixes_per_s / reference.fixes_per_s:.2g} × reference" if reference else ""),
                   f"{run.fixes:,} fixes in {run.messages:,} messages, {run.seconds:.1f} s"
                   + (f" after {run.before_t0:,} stored during the group's rebalance" if run.before_t0 else "")
                   + f"; {workers} worker process{'es' if workers > 1 else ''}; "

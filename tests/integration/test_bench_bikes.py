@@ -8,17 +8,19 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.integration
 
 
-def test_bench_bikes_prints_figures_and_stores_the_models_violations() -> None:
+def test_bench_bikes_prints_figures_and_stores_the_models_violations(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "citystream.cli", "bench", "bikes", "--bikes", "600", "--hours", "0.5",
          "--modes", "batched", "--workers", "3", "--tracked", "2000"],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "400"}, check=False)
+        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "400", "TMPDIR": str(tmp_path)},
+        check=False)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     text = out.stdout
     rate = re.search(r"end to end, batched, 3 workers\s*│\s*([\d,]+) fixes/s", text)
@@ -31,3 +33,9 @@ def test_bench_bikes_prints_figures_and_stores_the_models_violations() -> None:
     assert re.search(r"memory per tracked bike\s*│\s*[\d,]+ B", text), text
     cpu = re.search(r"CPU µs per fix: sinks ([\d.]+), streams ([\d.]+), streams ([\d.]+), broker ([\d.]+)", text)
     assert cpu and all(float(v) > 0 for v in cpu.groups()), text  # where a fix's cost goes, per process
+    # The reference job read the same recording, and the pipeline's figure is printed as a ratio of it.
+    ref = re.search(r"reference job, batched\s*│\s*([\d,]+) fixes/s.*?([\d,]+) fixes in [\d.]+ s, same broker", text)
+    assert ref and int(ref.group(1).replace(",", "")) > 0 and ref.group(2) == fixes.group(1), text
+    ratio = re.search(r"= ([\d.e-]+) × reference", text)
+    assert ratio and float(ratio.group(1)) > 0, text
+    assert not list(tmp_path.glob("citystream-bikes-run-*")), "the run's scratch directory was left behind"
