@@ -133,9 +133,21 @@ class FleetCounter:
         return out
 
     def drain_days(self) -> list[FleetDay]:
-        """Count rows of the marks applied since the last call, in order."""
-        rows, self._days = self._days, []
-        return rows
+        """Count rows of the marks applied since the last call: the newest per operator and day, in the order
+        the days first changed. A row's count is its version (the table keeps the highest), so the rows between
+        two calls that the last one replaces are not sent at all: one per active bike otherwise.
+
+        >>> fc = FleetCounter({}, utc_offset_ms=0, allowed_lateness_ms=0)
+        >>> _ = fc.process([FirstActive("qingju", "q", 0, 50), FirstActive("meituan", "a", 0, 100),
+        ...                 FirstActive("qingju", "r", 0, 200)])
+        >>> [(d.operator, d.bikes) for d in fc.drain_days()], fc.drain_days()
+        ([('qingju', 2), ('meituan', 1)], [])
+        """
+        newest: dict[tuple[str, int], FleetDay] = {}
+        for row in self._days:
+            newest[(row.operator, row.day)] = row  # a dict keeps the first insertion's place
+        self._days = []
+        return list(newest.values())
 
     def drain_changes(self) -> dict[bytes, bytes | None]:
         """State entries changed since the last call: ``[operator, day, bike]`` -> ``b"1"`` per active
