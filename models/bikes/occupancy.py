@@ -62,8 +62,8 @@ class FenceOccupancy:
     >>> v = occ.process([OccupancyDelta("F1", "a", 5000, -1)])[0]
     >>> v.action, v.subject_id, v.opened_ts, v.time_to_clear_s, occ.count("F1")
     ('close', 'F1', 2000, 3.0, 1)
-    >>> [tuple(m) for m in occ.drain_minutes()]
-    [('F1', 0, 1, 1, 1), ('F1', 0, 2, 2, 2), ('F1', 0, 1, 2, 3)]
+    >>> [tuple(m) for m in occ.drain_minutes()]  # minute 0 ends with 1 bike, after a peak of 2 (3rd change)
+    [('F1', 0, 1, 2, 3)]
     """
 
     def __init__(self, capacities: Mapping[str, int | None], allowed_lateness_ms: int = 60_000,
@@ -139,9 +139,13 @@ class FenceOccupancy:
         self._rows.append(ZoneMinute(zone_id, minute, n, m[1], m[2]))
 
     def drain_minutes(self) -> list[ZoneMinute]:
-        """Occupancy rows of the changes applied since the last call, in order."""
-        rows, self._rows = self._rows, []
-        return rows
+        """Occupancy rows of the changes applied since the last call: the newest of each zone and minute (its
+        version is the highest, so the table keeps it over the others), in the order they first changed."""
+        newest: dict[tuple[str, int], ZoneMinute] = {}
+        for row in self._rows:
+            newest[(row.zone_id, row.minute_ts)] = row  # a dict keeps the first insertion's place
+        self._rows = []
+        return list(newest.values())
 
     @staticmethod
     def _change(bikes: dict[str, int], left: dict[str, int], d: OccupancyDelta) -> bool:

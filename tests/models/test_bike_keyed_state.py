@@ -12,10 +12,14 @@ DELTAS = [OccupancyDelta("F1", b, t, d) for b, t, d in
 
 def test_minute_rows_carry_end_count_peak_and_a_growing_version() -> None:
     occ = FenceOccupancy({"F1": 2}, allowed_lateness_ms=0)
-    occ.process(DELTAS)
+    occ.process(DELTAS[:2])
+    first = [(m.minute_ts, m.bikes, m.peak, m.version) for m in occ.drain_minutes()]
+    assert first == [(0, 2, 2, 2)]  # minute 0: 1 then 2 bikes; only its newest row goes out (version 2 replaces 1)
+    occ.process(DELTAS[2:])
     rows = [(m.minute_ts, m.bikes, m.peak, m.version) for m in occ.drain_minutes()]
-    # minute 0: 1 then 2; minute 1: c arrives (3), a leaves while d arrives (a swap: still 3); minute 2: b leaves.
-    assert rows == [(0, 1, 1, 1), (0, 2, 2, 2), (MINUTE_MS, 3, 3, 3), (MINUTE_MS, 3, 3, 4), (2 * MINUTE_MS, 2, 3, 5)]
+    # minute 1: c arrives (3), a leaves while d arrives (a swap: still 3); minute 2: b leaves. The version grows
+    # across calls, so a minute's row sent later replaces the one sent before.
+    assert rows == [(MINUTE_MS, 3, 3, 4), (2 * MINUTE_MS, 2, 3, 5)]
     assert occ.drain_minutes() == []
 
 
