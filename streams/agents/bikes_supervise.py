@@ -31,7 +31,7 @@ from models.source_clock import Mark, SourceClock
 from streams.agents.bikes_geo import BikeSetup
 from streams.agents.bikes_rows import delta_item, mark_item, output_rows
 from streams.app import Pipeline
-from streams.chunks import item_chunks, json_chunks
+from streams.chunks import json_chunks, marked_chunks
 from streams.clock import YIELD_EVERY_FIXES
 from streams.flow import fix_flow
 from streams.partitioned import register_batch_agent
@@ -186,12 +186,8 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
         for topic, items in ((occupancy, deltas), (fleet, marks)):
             for q in range(n):  # every partition: the watermark lets keyed stages order all sources
                 if advanced or items.get(q):
-                    # Items too many for one message go in several; only the last one carries the new watermark,
-                    # so a keyed stage never passes items of this batch it has not received yet.
-                    runs = item_chunks(items.get(q, []))
-                    for i, run in enumerate(runs):
-                        wm = sup.watermark if i == len(runs) - 1 else before if before is not None else -(2**63)
-                        value = orjson.dumps({"src": p, "wm": wm, "items": run})
+                    earlier = before if before is not None else -(2**63)
+                    for value in marked_chunks(p, sup.watermark, earlier, items.get(q, [])):
                         futures.append(await topic.send(key=key, value=value, partition=q, timestamp=wm_ts,
                                                         force=True))
         return futures
