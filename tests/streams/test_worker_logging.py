@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterator
 
 import faust
@@ -16,9 +15,7 @@ from citystream.worker import BoundedWorker
 def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     level, handlers = root.level, list(root.handlers)
-    stdout, stderr = sys.stdout, sys.stderr
     yield
-    sys.stdout, sys.stderr = stdout, stderr  # the worker redirects them into the log
     root.handlers[:] = handlers
     root.setLevel(level)
 
@@ -26,7 +23,9 @@ def restore_logging() -> Iterator[None]:
 @pytest.mark.parametrize(("level", "debug_on"), [("warning", False), ("info", False), ("debug", True)])
 def test_root_logger_keeps_the_worker_level(restore_logging: None, level: str, debug_on: bool) -> None:
     app = faust.App("log-test", broker="kafka://127.0.0.1:1", autodiscover=False, web_enabled=False)
-    worker = BoundedWorker(app, loglevel=level, quiet=True)
+    # No stdout redirection here: its context would put sys.stdout back to sys.__stdout__ whenever the worker is
+    # collected, under pytest's capture of later tests.
+    worker = BoundedWorker(app, loglevel=level, quiet=True, redirect_stdouts=False)
     worker._setup_logging()
     # Faust's spinner handler would set the root logger to DEBUG at WARNING: aiokafka's per-request debug calls
     # then build records for nothing.
