@@ -11,12 +11,7 @@ Events are acked after each batch, so the consumer lag drains; the waiting items
 watermarks are therefore state, persisted with the stage's own state in one changelog partition, in the
 order stage state, released queue entries (deleted), new queue entries, watermarks. A crash leaves a prefix:
 state newer than its queue re-applies released items, which the stages ignore (sets of bikes, not counts).
-
-A queue entry holds the waiting items of one input message (key ``g|<partition>|<offset>``), and is deleted
-once the watermark has passed all of them: two changelog records per message, not per item. After a restart
-its items all wait again, those already applied included, which is harmless for the same reason. A message
-delivered again while its entry waits is skipped; entries of one item each (``q|<partition>|<item>``, the
-format before) are still read.
+The queue holds one entry per input message (:class:`models.bikes.waiting.WaitingMessages`).
 """
 
 from __future__ import annotations
@@ -33,6 +28,7 @@ import orjson
 from faust.types import EventT
 
 from models.bikes import Violation
+from models.bikes.waiting import WaitingMessages
 from streams.agents.bikes_rows import violation_row
 from streams.app import Pipeline
 from streams.chunks import json_chunks
@@ -59,10 +55,9 @@ class KeyedStage:
 @dataclass
 class _Partition:
     model: Any
+    waiting: WaitingMessages[Any]  # input messages with items not applied yet, and their changelog entries
     wms: dict[int, int] = field(default_factory=dict)  # source partition -> watermark
     advanced_at: dict[int, float] = field(default_factory=dict)  # source -> wall clock of its last advance
-    waiting: dict[bytes, int] = field(default_factory=dict)  # queue key -> newest event time of its items
-    persisted: set[bytes] = field(default_factory=set)  # queue keys in the changelog
     born: float = field(default_factory=time.monotonic)
 
 
@@ -77,25 +72,12 @@ def register_keyed(pipe: Pipeline, stage: KeyedStage) -> None:
     def part_for(q: int) -> _Partition:
         """Partition ``q``'s stage, rebuilt from the recovered table on first use."""
         if q not in parts:
-            part = parts[q] = _Partition(stage.make())
-            sp, gp, qp, wk = f"s|{q}|".encode(), f"g|{q}|".encode(), f"q|{q}|".encode(), f"~wm|{q}".encode()
-            state: dict[bytes, bytes] = {}
-            held: list[Any] = []
-            for k, v in table.data.items():
-                if not v or k == END_MARKER:
-                    continue
-                if k.startswith(sp):
-                    state[k[len(sp):]] = v
-                elif k.startswith(gp) or k.startswith(qp):  # a message's waiting items, or one item (before)
-                    items = [stage.item(raw) for raw in (orjson.loads(v) if k.startswith(gp)
-                                                         else [orjson.loads(k[len(qp):])])]
-                    held += items
-                    part.waiting[k] = max(it.ts for it in items)
-                    part.persisted.add(k)
-                elif k == wk:
-                    part.wms = {int(src): wm for src, wm in orjson.loads(v).items()}
-            stage.restore(part.model, state)
-            part.model.process(held)  # held: the stage's watermark starts unset
+            part = parts[q] = _Partition(stage.make(), WaitingMessages(q, stage.item))
+            sp, wk = f"s|{q}|".encode(), f"~wm|{q}".encode()
+            live = [(k, v) for k, v in table.data.items() if v and k != END_MARKER]
+            stage.restore(part.model, {k[len(sp):]: v for k, v in live if k.startswith(sp)})
+            part.wms = {int(src): wm for k, v in live if k == wk for src, wm in orjson.loads(v).items()}
+            part.model.process(part.waiting.restore(live))  # held: the stage's watermark starts unset
         return parts[q]
 
     @pipe.app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -114,7 +96,6 @@ def register_keyed(pipe: Pipeline, stage: KeyedStage) -> None:
     async def _process(events: list[EventT]) -> None:
         now = time.monotonic()
         pushed: dict[int, list[Any]] = {}
-        new: dict[int, list[tuple[bytes, bytes]]] = {}
         late = 0
         for ev in events:
             q = ev.message.partition
@@ -124,22 +105,10 @@ def register_keyed(pipe: Pipeline, stage: KeyedStage) -> None:
             if wm > part.wms.get(src, _UNSEEN):
                 part.wms[src] = wm
                 part.advanced_at[src] = now
-            items, fresh = pushed.setdefault(q, []), new.setdefault(q, [])
-            key = f"g|{q}|{ev.message.offset}".encode()
-            if key in part.waiting:  # the same message again (a re-delivery): its items wait once
-                continue
-            kept, newest = [], _UNSEEN
-            for raw in doc["items"]:
-                item = stage.item(raw)
-                items.append(item)
-                if item.ts <= part.model.watermark:  # behind the stage: applied at once (and counted)
-                    late += 1
-                else:
-                    kept.append(raw)
-                    newest = max(newest, item.ts)
-            if kept:
-                part.waiting[key] = newest
-                fresh.append((key, orjson.dumps(kept)))
+            # Items behind the stage are applied at once (and counted); a message already waiting adds nothing.
+            items, behind = part.waiting.add(ev.message.offset, ev.value, doc["items"], part.model.watermark)
+            pushed.setdefault(q, []).extend(items)
+            late += behind
         if late:
             events_metric.labels(kind=stage.name, action="late").inc(late)
         futures, entries = [], []
@@ -150,16 +119,9 @@ def register_keyed(pipe: Pipeline, stage: KeyedStage) -> None:
             if upto is not None:
                 out += part.model.advance_to(upto)
             futures += await _deliver(q, part, out)
-            done = [k for k, newest in part.waiting.items() if newest <= part.model.watermark]
-            for k in done:
-                del part.waiting[k]
             sp = f"s|{q}|".encode()
             entries += [(q, sp + k, v) for k, v in stage.changes(part.model)]
-            entries += [(q, k, None) for k in done if k in part.persisted]
-            part.persisted.difference_update(done)
-            keep = [(k, v) for k, v in new[q] if k in part.waiting]
-            entries += [(q, k, v) for k, v in keep]
-            part.persisted.update(k for k, _ in keep)
+            entries += [(q, k, v) for k, v in part.waiting.entries(part.model.watermark)]  # deletes, then new
             entries.append((q, f"~wm|{q}".encode(), orjson.dumps({str(k): v for k, v in sorted(part.wms.items())})))
         await asyncio.gather(*futures)  # outputs before the state that produced them
         await persist(table, entries, s.changelog_end_markers)
