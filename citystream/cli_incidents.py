@@ -86,7 +86,7 @@ def register(app: typer.Typer, settings_of: Any) -> None:
         hours: Annotated[float, typer.Option(help="Event-time length of the simulated case feed.")] = 1.0,
         per_hour: Annotated[float, typer.Option(help="New cases per hour (Xiamen: ~17; a load test needs far more).")] = 3000.0,
         seed: Annotated[int, typer.Option(help="Simulator seed.")] = 5,
-        workdir: Annotated[Path | None, typer.Option(help="Where the recording, broker log and ClickHouse go (default: a temp dir).")] = None,
+        workdir: Annotated[Path | None, typer.Option(help="Where the recording, broker log and ClickHouse go (default: a temp dir, removed at the end).")] = None,
     ) -> None:
         """Simulate a case feed, then measure incident events/s: in-process (the agent's pure code) and end to end
         (embedded Tansu broker → track_incidents / link_duplicates → store_incident_updates → chDB), with the

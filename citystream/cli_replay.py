@@ -219,10 +219,12 @@ def register_bench(bench_app: typer.Typer) -> None:
         hours: Annotated[float, typer.Option(help="Event-time length of the simulated recording.")] = 0.5,
         sensors: Annotated[int, typer.Option(help="Sensors in the simulated recording.")] = 200,
         batched: Annotated[bool, typer.Option(help="GPS as operator batches instead of one fix per message.")] = False,
-        workdir: Annotated[Path | None, typer.Option(help="Where to write the recording (default: a temp dir).")] = None,
+        workdir: Annotated[Path | None, typer.Option(help="Where to write the recording (default: a temp dir, removed at the end).")] = None,
     ) -> None:
         """Simulate a recording (simulate throughput), then replay it at --speed max into the embedded broker
         (replay throughput, messages/s acknowledged by Tansu). Prints one table of figures from this run."""
+        import atexit
+        import shutil
         import tempfile
         import time
 
@@ -233,7 +235,10 @@ def register_bench(bench_app: typer.Typer) -> None:
         from replay.recording import Recording
         from replay.simulate import simulate as run_simulation
 
-        out = (workdir or Path(tempfile.mkdtemp(prefix="citystream-bench-"))) / "rec"
+        if workdir is None:  # scratch: removed when the command ends
+            workdir = Path(tempfile.mkdtemp(prefix="citystream-bench-"))
+            atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+        out = workdir / "rec"
         console.print(f"simulating {bikes:,} bikes, {sensors:,} sensors, {hours} h ...")
         summary = run_simulation(out, hours=hours, bikes=bikes, sensors=sensors, seed=1, batch_operator_fixes=batched,
                                  overwrite=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 __all__ = ["run_bench"]
 
+import atexit
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +30,10 @@ from streams.agents.incidents_setup import incident_setup
 def run_bench(settings: Settings, *, hours: float, per_hour: float, seed: int, workdir: Path | None,
               console: Console) -> list[tuple[str, Any]]:  # fmt: skip
     """Run the benchmark; returns ``(figure, value)`` rows."""
-    work = workdir or Path(tempfile.mkdtemp(prefix="citystream-bench-incidents-"))
+    work = workdir
+    if work is None:  # scratch: removed when the command ends
+        work = Path(tempfile.mkdtemp(prefix="citystream-bench-incidents-"))
+        atexit.register(shutil.rmtree, work, ignore_errors=True)
     with console.status(f"simulating {hours} h of cases at {per_hour:,.0f}/h ..."):
         sim = simulate(work / "rec", hours=hours, bikes=0, sensors=0, seed=seed, incidents_per_hour=per_hour,
                        overwrite=True)  # fmt: skip
