@@ -72,7 +72,7 @@ class FleetCounter:
         self.open: dict[tuple[str, int], Violation] = {}
         self._buffer: EventTimeBuffer[FirstActive] = EventTimeBuffer(_order, allowed_lateness_ms)
         self._changes: dict[bytes, bytes | None] = {}
-        self._days: list[FleetDay] = []
+        self._days: dict[tuple[str, int], FleetDay] = {}  # the newest row per (operator, day) since the last drain
 
     @property
     def watermark(self) -> int:
@@ -111,7 +111,7 @@ class FleetCounter:
             bikes.add(m.bike_id)
             quota = self.quotas.get(m.operator)
             self._changes[orjson.dumps([m.operator, m.day, m.bike_id])] = b"1"
-            self._days.append(FleetDay(m.operator, m.day, len(bikes), quota))
+            self._days[key] = FleetDay(m.operator, m.day, len(bikes), quota)  # keeps its first place
             if quota is not None and len(bikes) > quota and key not in self.open:
                 v = opened("over_quota", m.operator, m.ts, m.ts, operator=m.operator,
                            count=len(bikes), limit=quota)
@@ -143,11 +143,8 @@ class FleetCounter:
         >>> [(d.operator, d.bikes) for d in fc.drain_days()], fc.drain_days()
         ([('qingju', 2), ('meituan', 1)], [])
         """
-        newest: dict[tuple[str, int], FleetDay] = {}
-        for row in self._days:
-            newest[(row.operator, row.day)] = row  # a dict keeps the first insertion's place
-        self._days = []
-        return list(newest.values())
+        rows, self._days = list(self._days.values()), {}
+        return rows
 
     def drain_changes(self) -> dict[bytes, bytes | None]:
         """State entries changed since the last call: ``[operator, day, bike]`` -> ``b"1"`` per active

@@ -77,7 +77,7 @@ class FenceOccupancy:
         self.minutes: dict[str, list[int]] = {}  # zone -> [minute, peak, version]
         self.ignored = 0  # deltas that changed nothing (re-deliveries, stale)
         self.dirty: set[str] = set()  # zones changed since the last drain_changes
-        self._rows: list[ZoneMinute] = []
+        self._rows: dict[tuple[str, int], ZoneMinute] = {}  # the newest row per (zone, minute) since the last drain
         self._forgot = _NEVER
         self._buffer: EventTimeBuffer[OccupancyDelta] = EventTimeBuffer(_order, allowed_lateness_ms)
 
@@ -136,16 +136,13 @@ class FenceOccupancy:
             m = self.minutes[zone_id] = [minute, max(before, n), (m[2] if m else 0) + 1]
         else:
             m[1], m[2] = max(m[1], n), m[2] + 1
-        self._rows.append(ZoneMinute(zone_id, minute, n, m[1], m[2]))
+        self._rows[(zone_id, minute)] = ZoneMinute(zone_id, minute, n, m[1], m[2])  # keeps its first place
 
     def drain_minutes(self) -> list[ZoneMinute]:
         """Occupancy rows of the changes applied since the last call: the newest of each zone and minute (its
         version is the highest, so the table keeps it over the others), in the order they first changed."""
-        newest: dict[tuple[str, int], ZoneMinute] = {}
-        for row in self._rows:
-            newest[(row.zone_id, row.minute_ts)] = row  # a dict keeps the first insertion's place
-        self._rows = []
-        return list(newest.values())
+        rows, self._rows = list(self._rows.values()), {}
+        return rows
 
     @staticmethod
     def _change(bikes: dict[str, int], left: dict[str, int], d: OccupancyDelta) -> bool:
