@@ -4,9 +4,6 @@ from __future__ import annotations
 
 __all__ = ["register"]
 
-import atexit
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,10 +16,10 @@ console = Console()
 
 
 def _simulated(hours: float, bikes: int, seed: int, batched: bool = False) -> Path:
+    from citystream.embedded import scratch_dir
     from replay.simulate import simulate
 
-    out = Path(tempfile.mkdtemp(prefix="citystream-bikes-")) / "sim"
-    atexit.register(shutil.rmtree, out.parent, ignore_errors=True)  # a scratch recording: gone when the command ends
+    out = scratch_dir("citystream-bikes-") / "sim"  # gone when the command ends
     with console.status(f"simulating {hours:g} h of {bikes:,} bikes (seed {seed}{', operator batches' if batched else ''})"):
         simulate(out, hours=hours, bikes=bikes, sensors=0, seed=seed, incidents_per_hour=0.0,
                  batch_operator_fixes=batched)

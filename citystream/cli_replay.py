@@ -223,22 +223,16 @@ def register_bench(bench_app: typer.Typer) -> None:
     ) -> None:
         """Simulate a recording (simulate throughput), then replay it at --speed max into the embedded broker
         (replay throughput, messages/s acknowledged by Tansu). Prints one table of figures from this run."""
-        import atexit
-        import shutil
-        import tempfile
         import time
 
         from rich.table import Table
 
-        from citystream.embedded import TansuBroker
+        from citystream.embedded import TansuBroker, scratch_dir
         from replay.produce import produce_recording
         from replay.recording import Recording
         from replay.simulate import simulate as run_simulation
 
-        if workdir is None:  # scratch: removed when the command ends
-            workdir = Path(tempfile.mkdtemp(prefix="citystream-bench-"))
-            atexit.register(shutil.rmtree, workdir, ignore_errors=True)
-        out = workdir / "rec"
+        out = (workdir or scratch_dir("citystream-bench-")) / "rec"  # scratch: removed when the command ends
         console.print(f"simulating {bikes:,} bikes, {sensors:,} sensors, {hours} h ...")
         summary = run_simulation(out, hours=hours, bikes=bikes, sensors=sensors, seed=1, batch_operator_fixes=batched,
                                  overwrite=True)

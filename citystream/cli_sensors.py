@@ -4,10 +4,7 @@ from __future__ import annotations
 
 __all__ = ["register"]
 
-import atexit
 import functools
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,10 +18,10 @@ _NAB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "anomaly
 
 
 def _simulated(hours: float, sensors: int, seed: int) -> Path:
+    from citystream.embedded import scratch_dir
     from replay.simulate import simulate
 
-    out = Path(tempfile.mkdtemp(prefix="citystream-sensors-")) / "sim"
-    atexit.register(shutil.rmtree, out.parent, ignore_errors=True)  # a scratch recording: gone when the command ends
+    out = scratch_dir("citystream-sensors-") / "sim"  # gone when the command ends
     with console.status(f"simulating {hours:g} h of {sensors} sensors (seed {seed})"):
         simulate(out, hours=hours, bikes=0, sensors=sensors, seed=seed, incidents_per_hour=0.0)
     return out

@@ -6,8 +6,9 @@ ClickHouse needs no launcher in embedded mode: chDB runs in-process behind click
 
 from __future__ import annotations
 
-__all__ = ["TansuBroker", "free_port", "resolve_tansu"]
+__all__ = ["TansuBroker", "free_port", "resolve_tansu", "scratch_dir"]
 
+import atexit
 import os
 import shutil
 import signal
@@ -27,6 +28,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A new temporary directory, removed when the process exits: the scratch space of a benchmark or an
+    evaluation (its recording, broker log, ClickHouse data)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
+    return work
 
 
 def resolve_tansu(override: str | None = None) -> str:

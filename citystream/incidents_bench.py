@@ -10,9 +10,6 @@ from __future__ import annotations
 
 __all__ = ["run_bench"]
 
-import atexit
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ from rich.console import Console
 
 from citystream.config import Settings
 from citystream.e2e_bench import run_end_to_end
+from citystream.embedded import scratch_dir
 from citystream.incidents_eval import run_recording
 from replay.recording import Recording
 from replay.simulate import simulate
@@ -30,10 +28,7 @@ from streams.agents.incidents_setup import incident_setup
 def run_bench(settings: Settings, *, hours: float, per_hour: float, seed: int, workdir: Path | None,
               console: Console) -> list[tuple[str, Any]]:  # fmt: skip
     """Run the benchmark; returns ``(figure, value)`` rows."""
-    work = workdir
-    if work is None:  # scratch: removed when the command ends
-        work = Path(tempfile.mkdtemp(prefix="citystream-bench-incidents-"))
-        atexit.register(shutil.rmtree, work, ignore_errors=True)
+    work = workdir or scratch_dir("citystream-bench-incidents-")  # scratch: removed when the command ends
     with console.status(f"simulating {hours} h of cases at {per_hour:,.0f}/h ..."):
         sim = simulate(work / "rec", hours=hours, bikes=0, sensors=0, seed=seed, incidents_per_hour=per_hour,
                        overwrite=True)  # fmt: skip
