@@ -21,8 +21,13 @@ install: $(STAMP)  ## create .venv and install citystream with its dev tools
 demo: $(STAMP)  ## run the main job on the embedded stack (Tansu + chDB), print the summary
 	$(BIN)/citystream demo $(ARGS)
 
+# Tests run in TEST_JOBS processes (pytest-xdist, whole files per process: each has its own embedded broker),
+# then the `serial` tests (wall-clock latency) alone. TEST_JOBS=0 runs everything in one process.
+TEST_JOBS ?= 2
+
 test: $(STAMP)  ## run the whole test suite (unit + integration on the embedded stack)
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile -m "not serial" $(ARGS)
+	$(BIN)/python -m pytest -m serial $(ARGS); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]  # 5: none selected
 
 lint: $(STAMP)  ## ruff + mypy
 	$(BIN)/ruff check .

@@ -32,6 +32,7 @@ def send(stack: Stack, readings: list[dict], ahead_ms: int = 0) -> None:
     p.close()
 
 
+@pytest.mark.serial  # a wall-clock bound: run alone, not beside another test
 def test_tilt_breach_alert_and_incident_within_one_second(stack: Stack) -> None:
     worker = stack.start_worker()
     worker.wait_ready()
