@@ -71,6 +71,16 @@ class PipelineRun:
     def fixes_per_s(self) -> float:
         return (self.fixes - self.before_t0) / max(self.seconds, 1e-9)
 
+    @property
+    def cores_busy(self) -> float:
+        """CPU seconds of the timed processes (workers, broker) per second of the timed window: how much of the
+        machine's cores the pipeline kept busy (below the core count: stages waited on each other).
+
+        >>> PipelineRun(1000, 1000, 2.0, 0, 0, 0, cpu_s=(("all", 1.5), ("broker", 0.5))).cores_busy
+        1.0
+        """
+        return sum(cpu for _, cpu in self.cpu_s) / max(self.seconds, 1e-9)
+
     def cpu_us_per_fix(self) -> list[tuple[str, float]]:
         """Per process, CPU microseconds per fix timed (where a fix's cost goes, whatever the cores)."""
         timed = max(self.fixes - self.before_t0, 1)

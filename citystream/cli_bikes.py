@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = ["register"]
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -144,7 +145,8 @@ def _row(table: Table, mode: str, workers: int, run: Any, model: int, reference:
                   f"{run.violations:,} violations ({run.violation_rows:,} rows written), of which "
                   f"{run.per_bike:,} per bike (pure model: {model:,}), {run.fix_rows:,} fix rows; "
                   f"worker peak RSS {run.peak_rss_mb:,.0f} MB; CPU µs per fix: "
-                  + ", ".join(f"{name} {us:.1f}" for name, us in run.cpu_us_per_fix()))
+                  + ", ".join(f"{name} {us:.1f}" for name, us in run.cpu_us_per_fix())
+                  + f"; cores busy {run.cores_busy:.2f} of {os.cpu_count()}")
 
 
 def _print_scores(title: str, scores: dict[str, Any], interval_ms: int) -> None:

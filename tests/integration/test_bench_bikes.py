@@ -33,6 +33,8 @@ def test_bench_bikes_prints_figures_and_stores_the_models_violations(tmp_path: P
     assert re.search(r"memory per tracked bike\s*│\s*[\d,]+ B", text), text
     cpu = re.search(r"CPU µs per fix: sinks ([\d.]+), streams ([\d.]+), streams ([\d.]+), broker ([\d.]+)", text)
     assert cpu and all(float(v) > 0 for v in cpu.groups()), text  # where a fix's cost goes, per process
+    busy = re.search(r"cores busy ([\d.]+) of (\d+)", text)
+    assert busy and 0 < float(busy.group(1)) <= int(busy.group(2)) + 0.5, text  # CPU of the processes / wall time
     # The reference job read the same recording, and the pipeline's figure is printed as a ratio of it.
     ref = re.search(r"reference job, batched\s*│\s*([\d,]+) fixes/s.*?([\d,]+) fixes in [\d.]+ s, same broker", text)
     assert ref and int(ref.group(1).replace(",", "")) > 0 and ref.group(2) == fixes.group(1), text
