@@ -231,7 +231,28 @@ def _wait(procs: list[WorkerProcess], fixes: int, timeout_s: float, pids: list[t
         else:
             done_at = None
         time.sleep(0.5)  # each scrape costs the worker CPU (the exposition of every metric)
-    raise TimeoutError(f"the pipeline did not drain within {timeout_s:.0f} s")
+    raise TimeoutError(f"the pipeline did not drain within {timeout_s:.0f} s; {_stall_report(m, len(ports), fixes)}")
+
+
+def _stall_report(m: dict, workers: int, fixes: int) -> str:
+    """What the workers' last metrics say about a run that did not drain: rows stored, and per worker its lag,
+    idle seconds and each bike partition's supervision gauges (watermark, held fixes, sources it waits for).
+
+    >>> m = {("citystream_sink_rows_total", (("table", "bike_fixes"), ("worker", "0"))): 10.0,
+    ...      ("citystream_consumer_lag", (("partition", "1"), ("topic", "t"), ("worker", "0"))): 3.0,
+    ...      ("citystream_bike_supervision", (("measure", "held_fixes"), ("partition", "1"), ("worker", "0"))): 7.0}
+    >>> _stall_report(m, 1, 12)
+    'stored 10 of 12 fixes and 0 violation rows; worker 0: lag 3, idle 0 s, partition 1 held_fixes 7'
+    """
+    parts = [f"stored {_sum(m, 'citystream_sink_rows_total', table='bike_fixes'):.0f} of {fixes} fixes and "
+             f"{_sum(m, 'citystream_sink_rows_total', table='bike_violations'):.0f} violation rows"]
+    for i in range(workers):
+        gauges = sorted((dict(labels)["partition"], dict(labels)["measure"], v) for (name, labels), v in m.items()
+                        if name == "citystream_bike_supervision" and ("worker", str(i)) in labels)
+        parts.append(f"worker {i}: lag {_sum(m, 'citystream_consumer_lag', worker=str(i)):.0f}, idle "
+                     f"{_sum(m, 'citystream_idle_seconds', worker=str(i)):.0f} s"
+                     + "".join(f", partition {p} {k} {v:.0f}" for p, k, v in gauges))
+    return "; ".join(parts)
 
 
 def pipeline_throughput(settings: Settings, recording: Path, timeout_s: float = 900.0, workers: int = 1,
