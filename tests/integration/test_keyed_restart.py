@@ -20,7 +20,7 @@ from citystream.workers import WorkerProcess
 from models.bikes import FenceOccupancy, FirstActive, FleetCounter, OccupancyDelta
 from models.bikes.config import DAY_MS
 from streams.agents.bikes_geo import load_bike_setup
-from streams.agents.bikes_rows import fleet_row, occupancy_row, violation_row
+from streams.agents.bikes_rows import delta_item, fleet_row, mark_item, occupancy_row, violation_row
 from streams.topics import ensure_topics
 from tests.integration.harness import Stack
 
@@ -60,10 +60,8 @@ def test_items_waiting_for_other_sources_survive_kill_9(stack: Stack) -> None:
     day = (T0 + setup.config.utc_offset_ms) // DAY_MS
     marks = [FirstActive("meituan", f"MT-{i}", day, T0 + 20_000 * i) for i in range(QUOTA + 2)]
     late_wm = T0 + 600_000  # past every item
-    _send(stack, "bike.occupancy", [{"src": 0, "wm": late_wm, "items": [[d.ts, d.zone_id, d.delta, d.bike_id]
-                                                                          for d in deltas]}])
-    _send(stack, "bike.fleet", [{"src": 0, "wm": late_wm, "items": [[m.ts, m.operator, m.bike_id, m.day]
-                                                                      for m in marks]}])
+    _send(stack, "bike.occupancy", [{"src": 0, "wm": late_wm, "items": [delta_item(d) for d in deltas]}])
+    _send(stack, "bike.fleet", [{"src": 0, "wm": late_wm, "items": [mark_item(m) for m in marks]}])
 
     first = stack.start_worker()
     occupancy, fleet = stack.topic("bike.occupancy"), stack.topic("bike.fleet")
