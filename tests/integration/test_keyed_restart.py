@@ -18,7 +18,6 @@ from kafka import KafkaProducer
 from citystream.config import Settings
 from citystream.workers import WorkerProcess
 from models.bikes import FenceOccupancy, FirstActive, FleetCounter, OccupancyDelta
-from models.bikes.config import DAY_MS
 from streams.agents.bikes_geo import load_bike_setup
 from streams.agents.bikes_rows import delta_item, fleet_row, mark_item, occupancy_row, violation_row
 from streams.topics import ensure_topics
@@ -57,7 +56,7 @@ def test_items_waiting_for_other_sources_survive_kill_9(stack: Stack) -> None:
 
     deltas = [OccupancyDelta(fence, f"MT-{i}", T0 + 20_000 * i, 1) for i in range(capacity + 2)]
     deltas.append(OccupancyDelta(fence, "MT-0", T0 + 20_000 * (capacity + 3), -1))  # one leaves again
-    day = (T0 + setup.config.utc_offset_ms) // DAY_MS
+    day = setup.config.local_day(T0)
     marks = [FirstActive("meituan", f"MT-{i}", day, T0 + 20_000 * i) for i in range(QUOTA + 2)]
     late_wm = T0 + 600_000  # past every item
     _send(stack, "bike.occupancy", [{"src": 0, "wm": late_wm, "items": [delta_item(d) for d in deltas]}])
