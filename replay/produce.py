@@ -123,6 +123,10 @@ def produce_recording(
     return stats
 
 
+#: Keys whose partition a replay remembers (a city's bike ids, sensor ids; case ids are new each time).
+_PARTITION_CACHE = 500_000
+
+
 async def produce_batched(
     bootstrap: str,
     messages: Iterable[RecordedMessage],
@@ -154,6 +158,7 @@ async def produce_batched(
     open_batches: dict[tuple[str, int], Any] = {}
     in_flight: list[tuple[asyncio.Future[Any], str, int, int]] = []
     partitions: dict[str, int] = {}
+    part_of: dict[tuple[str, bytes], int] = {}  # keys repeat (a bike's fixes): murmur2 in Python is ~6-16 us
     pending = 0
     rr = 0
 
@@ -180,7 +185,11 @@ async def produce_batched(
                 partitions[topic] = len(await producer.partitions_for(topic))
             key = msg.key.encode() if msg.key is not None else None
             if key is not None:
-                part = partition_for(key, partitions[topic])
+                part = part_of.get((topic, key), -1)
+                if part < 0:
+                    part = partition_for(key, partitions[topic])
+                    if len(part_of) < _PARTITION_CACHE:
+                        part_of[topic, key] = part
             else:
                 part, rr = rr % partitions[topic], rr + 1
             tp = (topic, part)

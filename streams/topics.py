@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["TOPICS", "FEEDS", "ensure_topics", "partition_for"]
+__all__ = ["TOPICS", "FEEDS", "ensure_topics", "partition_for", "partitions_for"]
 
 import logging
+from collections import defaultdict
+from collections.abc import Sequence
 
+import numpy as np
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
@@ -20,7 +23,7 @@ TOPICS: dict[str, str] = {
     "bike.gps": "shared-bike GPS fixes or operator batches (input; key bike_id or operator)",
     "sensor.telemetry": "IoT sensor readings (input; key sensor_id)",
     "incident.events": "city-management case events (input; key case_id)",
-    "bike.fixes": "validated fixes re-batched per bike partition (internal; columnar JSON)",
+    "bike.fixes": "validated fixes re-batched per bike partition (internal; binary columns, models/fix_messages.py)",
     "bike.zone-minute": "per-minute, per-zone fix counts: arrays of upserts versioned by source offset (output)",
     "bike.violations": "bike violation open/close events and GPS faults (output; key bike id or fence id)",
     "bike.occupancy": "parked-bike deltas, partitioned by zone id, + each bike partition's watermark (internal)",
@@ -53,6 +56,51 @@ def partition_for(key: bytes, partitions: int) -> int:
     True
     """
     return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+_SEED, _M = np.uint32(0x9747B28C), np.uint32(0x5BD1E995)
+
+
+def partitions_for(keys: Sequence[bytes], partitions: int) -> np.ndarray:
+    """:func:`partition_for` of every key at once (int64 array): murmur2 over numpy columns, one pass per
+    4-byte block of each key length, instead of ~6 us of pure Python a key (kafka-python's ``murmur2``).
+
+    Example
+    -------
+    >>> keys = [b"MT-000123", b"", b"hellobike", "长乐路0_L_A17001".encode()]
+    >>> partitions_for(keys, 12).tolist() == [partition_for(k, 12) for k in keys]
+    True
+    """
+    out = np.empty(len(keys), np.int64)
+    by_length: dict[int, list[int]] = defaultdict(list)
+    for i, key in enumerate(keys):
+        by_length[len(key)].append(i)
+    with np.errstate(over="ignore"):  # uint32 arithmetic wraps, as the Java original's int does
+        for length, idx in by_length.items():
+            raw = np.frombuffer(b"".join([keys[i] for i in idx]), np.uint8).reshape(len(idx), length)
+            h = np.full(len(idx), _SEED ^ np.uint32(length), np.uint32)
+            blocks = length // 4
+            if blocks:
+                words = np.ascontiguousarray(raw[:, :blocks * 4]).view("<u4")
+                for b in range(blocks):
+                    k = words[:, b] * _M
+                    k ^= k >> np.uint32(24)
+                    k *= _M
+                    h *= _M
+                    h ^= k
+            tail = raw[:, blocks * 4:].astype(np.uint32)
+            if length % 4 >= 3:
+                h ^= tail[:, 2] << np.uint32(16)
+            if length % 4 >= 2:
+                h ^= tail[:, 1] << np.uint32(8)
+            if length % 4 >= 1:
+                h ^= tail[:, 0]
+                h *= _M
+            h ^= h >> np.uint32(13)
+            h *= _M
+            h ^= h >> np.uint32(15)
+            out[idx] = (h & np.uint32(0x7FFFFFFF)).astype(np.int64) % partitions
+    return out
 
 
 def ensure_topics(settings: Settings, timeout_s: float = 20.0) -> list[str]:

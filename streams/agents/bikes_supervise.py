@@ -19,13 +19,13 @@ import time
 from collections import defaultdict
 from typing import Any
 
-import orjson
 from faust.types import EventT
 
 from models.bikes import BikeSupervisor, FirstActive, GpsFault, OccupancyDelta, Violation
 from models.bikes.events import Event
 from models.bikes.state import UNSEEN
 from models.bikes.supervisor import STAT_NAMES
+from models.fix_messages import decode_fixes
 from models.gps import FixBatch
 from models.source_clock import Mark, SourceClock
 from streams.agents.bikes_geo import BikeSetup
@@ -110,8 +110,8 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
     async def _process(events: list[EventT]) -> None:
         batches: dict[int, list[tuple[FixBatch, list[Mark]]]] = defaultdict(list)
         for ev in events:
-            doc = orjson.loads(ev.value)
-            batches[ev.message.partition].append((FixBatch.from_doc(doc), doc.get("src") or []))
+            fixes, extra = decode_fixes(ev.value)
+            batches[ev.message.partition].append((fixes, extra.get("src") or []))
         futures = []
         for p, parts in batches.items():
             sup, clock = sup_for(p), clock_for(p)

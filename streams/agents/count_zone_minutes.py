@@ -22,7 +22,7 @@ import numpy as np
 from faust.types import EventT
 from numpy.typing import NDArray
 
-from models.gps import FixBatch
+from models.fix_messages import decode_fixes
 from models.grid import GridZones
 from models.zone_counts import ZoneMinuteCounter, pack_windows, union
 from streams.app import Pipeline
@@ -87,7 +87,7 @@ def register(pipe: Pipeline) -> None:
         since_yield = 0
         for ev in events:
             p = ev.message.partition
-            batch = FixBatch.from_json(ev.value)
+            batch, _ = decode_fixes(ev.value)
             result = counter_for(p).process(ev.message.offset, batch, grid.keys(batch.lon, batch.lat), grid.name)
             since_yield += len(batch)
             if since_yield >= YIELD_EVERY_FIXES:  # let the loop breathe (heartbeats, the ingest, metrics)

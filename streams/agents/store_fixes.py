@@ -4,9 +4,9 @@ from __future__ import annotations
 
 __all__ = ["register", "COLUMNS"]
 
-import orjson
 from faust.types import EventT, StreamT
 
+from models.fix_messages import decode_fixes
 from sinks.batching import Columns
 from streams.app import Pipeline
 from streams.sinking import run_sink
@@ -15,9 +15,9 @@ COLUMNS = ("bike_id", "operator", "ts_ms", "lat", "lon", "locked")
 
 
 def rows_of(event: EventT) -> Columns:
-    """The fixes of a columnar ``bike.fixes`` message (``FixBatch.to_json``) as columns, straight from JSON."""
-    d = orjson.loads(event.value)
-    return Columns(d["bike_id"], d["operator"], d["ts"], d["lat"], d["lon"], d["locked"])
+    """The fixes of a ``bike.fixes`` message (``models.fix_messages``) as columns."""
+    b, _ = decode_fixes(event.value)
+    return Columns(b.bike_id, b.operator, b.ts.tolist(), b.lat.tolist(), b.lon.tolist(), b.locked.tolist())
 
 
 def register(pipe: Pipeline) -> None:

@@ -22,20 +22,21 @@ import time
 import numpy as np
 
 from models.codes import codes_of
+from models.fix_messages import encode_fixes
 from models.gps import FixBatch, decode_gps_origins
 from models.timefmt import message_limits
 from streams.app import Pipeline
 from streams.deadletters import send_record_dead_letters
 from streams.flow import fix_flow
 from streams.ingest import Batch, BatchIngest
-from streams.topics import partition_for
+from streams.topics import partitions_for
 
-#: Partition of each bike id seen, per partition count: murmur2 in pure Python costs ~6 us a key, and a
-#: city's bike ids repeat all day (150,000 ids: ~20 MB).
+#: Partition of each bike id seen, per partition count: a city's bike ids repeat all day (150,000 ids: ~20 MB),
+#: and new ones are hashed a batch at a time (``partitions_for``: ~0.5 us a key, kafka-python's murmur2 ~6-16).
 _PARTITION_OF: dict[int, dict[str, int]] = {}
 
-#: Fixes per message on ``bike.fixes`` (~80 B each as columnar JSON, ~180 B with the longest ids allowed):
-#: under the 1 MB message limit.
+#: Fixes per message on ``bike.fixes`` (~66 B each in ``models.fix_messages``' binary columns with 32-character
+#: ids, ~120 B with the longest ASCII ids and operators allowed): under the 1 MB message limit.
 MAX_FIXES_PER_MESSAGE = 4000
 
 
@@ -60,7 +61,8 @@ def _partition_index(batch: FixBatch, partitions: int) -> list[tuple[int, np.nda
     if not len(batch):
         return []
     known = _PARTITION_OF.setdefault(partitions, {})
-    target = codes_of(known, batch.bike_id, lambda b: known.__setitem__(b, partition_for(b.encode(), partitions)))
+    target = codes_of(known, batch.bike_id, add_many=lambda new: known.update(
+        zip(new, partitions_for([b.encode() for b in new], partitions).tolist(), strict=True)))
     order = np.argsort(target.astype(np.uint16 if partitions <= 1 << 16 else np.int64), kind="stable")
     cuts = np.flatnonzero(np.diff(target[order])) + 1
     return [(int(target[part[0]]), part) for part in np.split(order, cuts)]
@@ -101,7 +103,7 @@ def register(pipe: Pipeline) -> None:
         chunks += [(p, FixBatch()) for p in range(s.partitions) if p not in last]  # marks only
         for i, (p, chunk) in enumerate(chunks):
             tops = [int(chunk.ts.max())] if len(chunk) else [t for _, t, _ in marks if t is not None]
-            value = chunk.to_json(src=marks) if last.get(p, i) == i else chunk.to_json()
+            value = encode_fixes(chunk, src=marks) if last.get(p, i) == i else encode_fixes(chunk)
             futures.append(await fixes_topic.send(
                 value=value, partition=p, timestamp=max(tops) / 1000 if tops else None, force=True,
             ))
