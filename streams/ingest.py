@@ -211,12 +211,15 @@ class BatchIngest:
 
     ``handle(batch)`` (a :class:`Batch`) must deliver everything it sends before returning; it is retried (from
     the last committed offsets) when it raises, so it must be safe to repeat. ``throttle()``, if given, is
-    awaited before each fetch (outside the batch lock). Lag and progress are exposed for the
+    awaited before each fetch (outside the batch lock). ``tick()``, if given, is awaited (under the batch lock)
+    when nothing was handed over for ``tick_s`` seconds, and again every ``tick_s`` while that lasts: a stage
+    behind whose clock only moves when a message arrives gets one. Lag and progress are exposed for the
     monitor (:meth:`lags`, :attr:`read`, :attr:`last_done`).
     """
 
     def __init__(self, pipe: Pipeline, short: str, handle: Handler, *, max_records: int,
-                 throttle: Callable[[], Awaitable[None]] | None = None) -> None:
+                 throttle: Callable[[], Awaitable[None]] | None = None,
+                 tick: Callable[[], Awaitable[None]] | None = None, tick_s: float = 60.0) -> None:
         s = pipe.settings
         self.pipe = pipe
         self.topic = s.topic(short)
@@ -224,6 +227,8 @@ class BatchIngest:
         self.handle = handle
         self.max_records = max_records
         self.throttle = throttle  # awaited before each fetch: backpressure from the stages behind
+        self.tick, self.tick_s = tick, tick_s
+        self._last_sent = time.monotonic()  # the last batch handed over, or tick
         self.lock = asyncio.Lock()
         self._starting = asyncio.Lock()
         self.committed: dict[TP, int] = {}  # next offset to read, as committed by this worker
@@ -306,6 +311,13 @@ class BatchIngest:
                     batch = self._release(consumer, fetched)
                     if batch:
                         await self._process(consumer, batch)
+                        self._last_sent = time.monotonic()
+                    elif self.tick is not None and time.monotonic() - self._last_sent >= self.tick_s:
+                        self._last_sent = time.monotonic()
+                        try:
+                            await self.tick()
+                        except Exception as exc:  # noqa: BLE001 - e.g. the broker is away: the next tick tries again
+                            log.warning("ingest tick of %s failed: %r", self.topic, exc)
         finally:
             try:
                 await asyncio.wait_for(consumer.stop(), 3.0)  # bounded: the worker's shutdown is

@@ -114,5 +114,16 @@ def register(pipe: Pipeline) -> None:
         if len(good):
             m_lag.set(time.time() - float(good.ts.max()) / 1000)  # wall clock: a metric, not logic
 
+    async def tick() -> None:
+        """Nothing read for a while: an empty message (no marks) to every ``bike.fixes`` partition. A supervisor
+        looks at its source clock only when a message comes; one whose clock waits for a source that will send
+        nothing more (a worker gone after marking its partition unread, the end of a replay) would otherwise
+        never see that source fall silent and stay stopped. The tick changes no mark, so it moves no clock
+        except by that rule."""
+        tops = list(newest.values())
+        futures = [await fixes_topic.send(value=encode_fixes(FixBatch()), partition=p, force=True,
+                                          timestamp=max(tops) / 1000 if tops else None) for p in range(s.partitions)]
+        await asyncio.gather(*futures)
+
     BatchIngest(pipe, "bike.gps", validate_fixes, max_records=s.ingest_batch_size,  # an app task and service
-                throttle=throttle)
+                throttle=throttle, tick=tick, tick_s=max(s.bike_idle_source_s / 4, 0.5))

@@ -1,0 +1,60 @@
+"""A bike supervisor whose clock waits for a source that sends nothing more still moves on once that source has
+been silent for ``CITYSTREAM_BIKE_IDLE_SOURCE_S``: the ingest's idle ticks make it look at its clock again.
+
+The fixes are produced straight to ``bike.fixes`` with source 0's mark "not read to its end", and ``bike.gps``
+stays empty, so no other message ever reaches the supervisor: without the ticks it holds the fixes forever.
+"""
+
+from __future__ import annotations
+
+import pytest
+from kafka import KafkaProducer
+
+from citystream.config import Settings
+from models.bikes import BikeSupervisor, Violation
+from models.fix_messages import encode_fixes
+from models.gps import FixBatch
+from streams.agents.bikes_geo import load_bike_setup
+from streams.agents.bikes_rows import violation_row
+from streams.topics import ensure_topics, partition_for
+from tests.integration.harness import Stack
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_700_000_000_000
+IDLE_S = 3  # a source silent this long (wall time) stops holding the clock; ticks every IDLE_S / 4
+
+
+def test_a_source_gone_quiet_does_not_hold_the_supervisor_forever(stack: Stack) -> None:
+    settings = Settings()
+    setup = load_bike_setup(settings)
+    zone = next(z for z in setup.index.zones if z.kind == "no_parking")
+    spot = zone.geometry.representative_point()
+    bike, minutes = "MT-TICK", 20
+    fixes = FixBatch.from_rows([(bike, "meituan", T0 + 30_000 * i, spot.y, spot.x, True) for i in range(2 * minutes)])
+    newest = int(fixes.ts.max())
+
+    # The pure model at the watermark the supervisor reaches once every source is silent: newest - lateness.
+    model = BikeSupervisor(setup.config, setup.index)
+    want = {r["violation_id"]: r["status"] for r in map(
+        violation_row, (e for e in model.process(fixes, watermark=newest - setup.config.allowed_lateness_ms)
+                        if isinstance(e, Violation)))}
+    assert any(v.startswith("no_parking:") for v in want), "the bike must be a no-parking violation by then"
+
+    stack.extra_env["CITYSTREAM_BIKE_IDLE_SOURCE_S"] = str(IDLE_S)
+    ensure_topics(Settings(broker=stack.broker_url, topic_prefix=stack.prefix, partitions=stack.partitions))
+    producer = KafkaProducer(bootstrap_servers=stack.bootstrap)
+    try:
+        producer.send(stack.topic("bike.fixes"), encode_fixes(fixes, src=[[0, newest, False]]),
+                      partition=partition_for(bike.encode(), stack.partitions), timestamp_ms=newest)
+        producer.flush(30)
+    finally:
+        producer.close()
+
+    worker = stack.start_worker()
+    # Not wait_drained: a tick every IDLE_S / 4 keeps a message in flight, so the lags are seldom all 0.
+    worker.wait(lambda w: w.metric_sum("citystream_sink_rows_total", table="bike_violations") >= len(want),
+                timeout=90, what="the supervisor to move on and its violations to be stored")
+    worker.stop()
+    rows = stack.query("SELECT violation_id, status FROM bike_violations FINAL ORDER BY ALL")[0]
+    assert {v: s for v, s in rows} == want
