@@ -56,12 +56,13 @@ class Placer:
     def locate(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Vectorized vote of points: (place code, zone index, metres to nearest fence)."""
         cfg, idx = self.config, self.index
-        fence, dist = idx.lookup(lon, lat, "parking_fence", cfg.fence_tolerance_m, cfg.search_radius_m)
+        pts = idx.points(lon, lat)  # once for both lookups
+        fence, dist = idx.lookup(lon, lat, "parking_fence", cfg.fence_tolerance_m, cfg.search_radius_m, pts=pts)
         place = np.where(fence != NO_ZONE, PLACE_FENCE, PLACE_FREE).astype(np.int8)
         zone = fence.copy()
         if idx.has("no_parking"):
             if cfg.no_parking_tolerance_m > 0:
-                npz, nd = idx.lookup(lon, lat, "no_parking", cfg.no_parking_tolerance_m, 0.0)
+                npz, nd = idx.lookup(lon, lat, "no_parking", cfg.no_parking_tolerance_m, 0.0, pts=pts)
             else:
                 npz = idx.contains(lon, lat, "no_parking")
                 nd = np.where(npz != NO_ZONE, 0.0, np.inf)
