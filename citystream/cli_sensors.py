@@ -41,7 +41,9 @@ def register(app: typer.Typer, settings_of: Any) -> None:
                  "(threshold breaches are); false alarms count per sensor-day after it.")] = 24.0,
         sensors: Annotated[int, typer.Option(help="Sensors to simulate when no recording is given.")] = 60,
         seed: Annotated[int, typer.Option(help="Simulator seed.")] = 11,
-        nab: Annotated[Path, typer.Option(help="NAB artificial corpus (skipped when absent).")] = _NAB,
+        nab: Annotated[Path, typer.Option(help="A NAB-style corpus: data/ and combined_windows.json (beside it or "
+                                               "under labels/, as in a checkout of the NAB repository); skipped "
+                                               "when absent. Default: NAB's artificial files in ../shared.")] = _NAB,
     ) -> None:
         """Per anomaly type recall, false alarms per sensor-day and median detection delay of the sensor monitor
         (rules + anomaly model + offline) on a simulated recording; NAB standard score on NAB artificial."""
@@ -64,14 +66,19 @@ def register(app: typer.Typer, settings_of: Any) -> None:
         console.print(f"false alarms: {ev.false_alarms} = {ev.false_alarms_per_sensor_day:.2f} per sensor-day "
                       f"({', '.join(f'{k} {v}' for k, v in sorted(ev.false_by.items(), key=lambda x: -x[1]))})")
         console.print(f"scored in {time.perf_counter() - t:.1f} s")
-        if not (nab / "combined_windows.json").exists():
-            console.print(f"NAB artificial not found at {nab}: skipped")
-            return
-        from citystream.evaluation.nab import load_corpus, run_detector
+        from citystream.evaluation.nab import load_corpus, run_detector, windows_path
         from models.anomaly import make_detector
 
-        corpus = load_corpus(nab)
-        table = Table(title="NAB artificial, standard profile (threshold 0.9)", title_justify="left")
+        if windows_path(nab) is None:
+            console.print(f"no NAB corpus at {nab} (combined_windows.json beside data/ or under labels/): skipped")
+            return
+        skipped: list[str] = []
+        corpus = load_corpus(nab, skipped=skipped)
+        if skipped:
+            console.print(f"NAB: {len(skipped)} labelled files not under {nab / 'data'}, left out: "
+                          f"{', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}")
+        table = Table(title=f"NAB {nab.name} ({len(corpus)} files), standard profile (threshold 0.9)",
+                      title_justify="left")
         for col in ("detector", "NAB score", "TP", "FP", "FN"):
             table.add_column(col)
         for name, kind in (("robust (generic)", "generic"), ("parametric (sensor kinds)", "parametric"),

@@ -17,8 +17,9 @@ sweep over all scores (NAB's ``optimizer``), which is optimistic by construction
 from __future__ import annotations
 
 __all__ = ["STANDARD", "NabFile", "scaled_sigmoid", "score_file", "sweep_threshold", "normalised",
-           "load_corpus", "score_corpus", "run_detector", "evaluate_nab", "main"]
+           "windows_path", "load_corpus", "score_corpus", "run_detector", "evaluate_nab", "main"]
 
+import bisect
 import csv
 import json
 import math
@@ -60,8 +61,9 @@ def _row_weights(times: Sequence[int], windows: Sequence[tuple[int, int]],
     """Per row: the weight a detection there would earn, and its window (-1 outside, -2 probationary)."""
     n = len(times)
     probation = min(math.floor(0.15 * n), 0.15 * 5000)
-    idx = {t: i for i, t in enumerate(times)}
-    bounds = sorted((idx[a], idx[b]) for a, b in windows)
+    # A window holds the rows with start <= time <= end (NAB's scorer), whether or not its bounds are row times.
+    bounds = sorted((a, b) for a, b in ((bisect.bisect_left(times, s), bisect.bisect_right(times, e) - 1)
+                                        for s, e in windows) if a <= b)
     weight, window = [0.0] * n, [-1] * n
     prev: tuple[int, int] | None = None
     w = 0
@@ -164,11 +166,30 @@ def _ms(text: str) -> int:
     return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
 
 
-def load_corpus(root: Path, names: Iterable[str] | None = None) -> list[NabFile]:
-    """The files of ``combined_windows.json`` under ``root/data`` (or only ``names``), times as UTC."""
-    labels = json.loads((root / "combined_windows.json").read_text())
+def windows_path(root: Path) -> Path | None:
+    """The label windows of a NAB-style corpus at ``root``: ``combined_windows.json`` beside ``data/`` (as in
+    ``../shared``), or under ``labels/`` (a checkout of the NAB repository); None when neither exists."""
+    for path in (root / "combined_windows.json", root / "labels" / "combined_windows.json"):
+        if path.is_file():
+            return path
+    return None
+
+
+def load_corpus(root: Path, names: Iterable[str] | None = None, skipped: list[str] | None = None) -> list[NabFile]:
+    """The files of the corpus's ``combined_windows.json`` under ``root/data`` (or only ``names``), times as UTC.
+
+    Without ``names``, a labelled file missing under ``data/`` is left out and its name appended to ``skipped``
+    (a partial corpus still scores); a name asked for explicitly must exist."""
+    path = windows_path(root)
+    if path is None:
+        raise FileNotFoundError(f"no combined_windows.json under {root} or {root / 'labels'}")
+    labels = json.loads(path.read_text())
+    if names is None:
+        names = [n for n in labels if (root / "data" / n).is_file()]
+        if skipped is not None:
+            skipped += sorted(n for n in labels if n not in names)
     out = []
-    for name in sorted(names if names is not None else labels):
+    for name in sorted(names):
         with (root / "data" / name).open() as fh:
             rows = list(csv.DictReader(fh))
         out.append(NabFile(name, [_ms(r["timestamp"]) for r in rows], [float(r["value"]) for r in rows],

@@ -68,3 +68,39 @@ def test_default_detector_on_two_nab_files() -> None:
     r = evaluate_nab(NAB, make_detector, 0.9, names)
     assert r["files"][names[0]]["tp"] == 1 and r["files"][names[1]]["fp"] == 0
     assert r["fixed"]["score"] > 50 and r["optimized"]["score"] >= r["fixed"]["score"]
+
+
+def test_window_bounds_need_not_be_row_times() -> None:
+    """NAB's scorer takes the rows with start <= time <= end; bounds between rows (or duplicate times) work."""
+    times = [10 * i for i in range(1000)]
+    aligned = score_file(times, with_alarms(520), [(5000, 5990)], 0.5)
+    between = score_file(times, with_alarms(520), [(4995, 5995)], 0.5)  # same rows: 500..599
+    assert aligned == between and aligned[1:] == (1, 0, 0)
+    assert score_file(times, with_alarms(520), [(5001, 5009)], 0.5)[1:] == (0, 1, 0)  # no row inside: no window
+    dup = [*range(500), 499, *range(500, 999)]  # a repeated timestamp, after the probationary rows
+    assert score_file(dup, with_alarms(500), [(499, 499)], 0.5)[1:] == (1, 0, 0)  # both rows of 499 are the window
+
+
+def test_nab_repository_layout_and_a_partial_corpus(tmp_path: Path) -> None:
+    """``labels/combined_windows.json`` (a NAB checkout) is found; labelled files missing under data/ are left
+    out and named, so a partial corpus still scores."""
+    import json
+
+    from citystream.evaluation.nab import load_corpus, windows_path
+
+    (tmp_path / "data" / "realX").mkdir(parents=True)
+    (tmp_path / "labels").mkdir()
+    rows = "".join(f"2014-04-01 {h:02d}:{m:02d}:00,{float(h * 60 + m)}\n" for h in range(10) for m in range(0, 60, 5))
+    (tmp_path / "data" / "realX" / "a.csv").write_text("timestamp,value\n" + rows)
+    (tmp_path / "labels" / "combined_windows.json").write_text(json.dumps({
+        "realX/a.csv": [["2014-04-01 05:02:30.000000", "2014-04-01 06:00:00.000000"]],
+        "realX/missing.csv": [],
+    }))
+    assert windows_path(tmp_path) == tmp_path / "labels" / "combined_windows.json"
+    skipped: list[str] = []
+    corpus = load_corpus(tmp_path, skipped=skipped)
+    assert [f.name for f in corpus] == ["realX/a.csv"] and skipped == ["realX/missing.csv"]
+    assert len(corpus[0].times) == 120 and corpus[0].windows[0][0] < corpus[0].windows[0][1]
+    r = evaluate_nab(tmp_path, make_detector, 0.9)
+    assert r["fixed"]["windows"] == 1
+    assert windows_path(tmp_path / "data") is None
