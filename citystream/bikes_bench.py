@@ -173,17 +173,21 @@ def _run(settings: Settings, rec: Recording, timeout_s: float, work: Path, worke
 PER_BIKE_KINDS = ("no_parking", "outside_fence", "zombie", "black_bike")
 
 
-def model_violations(settings: Settings, recording: Path) -> int:
+def model_violations(settings: Settings, recording: Path) -> tuple[int, float]:
     """Distinct per-bike violations of the recording through the pure model (one supervisor per partition, as
-    ``citystream.bikes_eval.supervise``): what every pipeline run should store, whatever its layout."""
+    ``citystream.bikes_eval.supervise``): what every pipeline run should store, whatever its layout; and the
+    model's fixes/s on it (batches of 5,000 fixes split per partition, decoding not timed)."""
     from citystream.bikes_eval import read_fix_batches, supervise
     from streams.agents.bikes_geo import load_bike_setup
     from streams.agents.bikes_rows import output_rows
 
     rec = Recording.open(recording)
     setup = load_bike_setup(Settings(**{**settings.model_dump(), "geography": rec.path / "geography.geojson"}))
-    events, _ = supervise(read_fix_batches(rec), setup.config, setup.index, partitions=settings.partitions)
-    return len({r["violation_id"] for r in output_rows(events) if r["t"] == "violation"})
+    batches = list(read_fix_batches(rec))
+    started = time.perf_counter()
+    events, _ = supervise(batches, setup.config, setup.index, partitions=settings.partitions)
+    rate = sum(len(b) for b in batches) / max(time.perf_counter() - started, 1e-9)
+    return len({r["violation_id"] for r in output_rows(events) if r["t"] == "violation"}), rate
 
 
 def _wait(procs: list[WorkerProcess], fixes: int, timeout_s: float, pids: list[tuple[str, int]]

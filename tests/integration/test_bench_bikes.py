@@ -31,6 +31,7 @@ def test_bench_bikes_prints_figures_and_stores_the_models_violations(tmp_path: P
     per_bike = re.search(r"of which ([\d,]+) per bike \(pure model: ([\d,]+)\)", text)
     assert per_bike and per_bike.group(1) == per_bike.group(2) != "0", text
     assert re.search(r"memory per tracked bike\s*│\s*[\d,]+ B", text), text
+    assert re.search(r"supervisor model on the recording, batched\s*│\s*[1-9][\d,]* fixes/s", text), text
     cpu = re.search(r"CPU µs per fix: sinks ([\d.]+), streams ([\d.]+), streams ([\d.]+), broker ([\d.]+)", text)
     assert cpu and all(float(v) > 0 for v in cpu.groups()), text  # where a fix's cost goes, per process
     busy = re.search(r"cores busy ([\d.]+) of (\d+)", text)
