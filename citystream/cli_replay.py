@@ -177,7 +177,10 @@ def register(app: typer.Typer, settings_of: typer.models.CommandFunctionType) ->
     def import_dcic_cmd(
         files: Annotated[list[Path], typer.Argument(help="DCIC 2021 CSV files: lock/unlock orders or GPS tracks.")],
         out: Annotated[Path, typer.Option(help="Directory of the new recording.")],
-        operator: Annotated[str, typer.Option(help="Operator to put on every fix (DCIC does not say).")] = "unknown",
+        operator: Annotated[str, typer.Option(help="Operator to put on every fix (DCIC does not say). One not in "
+                                                   "CITYSTREAM_BIKE_OPERATORS makes every bike a black_bike "
+                                                   "violation; a registered one (e.g. meituan) has its fleet "
+                                                   "quota applied to all of them.")] = "unknown",
         overwrite: Annotated[bool, typer.Option(help="Replace an existing recording in --out.")] = False,
     ) -> None:
         """Xiamen shared-bike data (DCIC 2021, Asia/Shanghai local times) into the bike_gps feed, sorted by event time."""
