@@ -59,7 +59,7 @@ class FixBatch:
     >>> b = FixBatch.from_rows([("MT-1", "meituan", 1795244405000, 24.48, 118.09, True)])
     >>> len(b), b.bike_id[0], int(b.ts[0])
     (1, 'MT-1', 1795244405000)
-    >>> FixBatch.from_json(b.to_json()).bike_id
+    >>> FixBatch.from_doc(orjson.loads(b.to_json())).bike_id
     ['MT-1']
     """
 
@@ -97,7 +97,7 @@ class FixBatch:
         return FixBatch(bike_id, operator, self.ts[index], self.lat[index], self.lon[index], self.locked[index])
 
     def to_json(self, **extra: Any) -> bytes:
-        """Columnar JSON, the format of the internal repartitioned fixes topic (``extra`` keys added)."""
+        """Columnar JSON (``extra`` keys added): the fallback form of ``bike.fixes`` messages (``models.fix_messages``)."""
         return orjson.dumps(
             {"bike_id": self.bike_id, "operator": self.operator, "ts": self.ts, "lat": self.lat,
              "lon": self.lon, "locked": self.locked, **extra},
@@ -105,13 +105,8 @@ class FixBatch:
         )
 
     @classmethod
-    def from_json(cls, data: bytes) -> FixBatch:
-        """Inverse of :meth:`to_json` (extra keys ignored)."""
-        return cls.from_doc(orjson.loads(data))
-
-    @classmethod
     def from_doc(cls, d: dict[str, Any]) -> FixBatch:
-        """:meth:`from_json` of the decoded JSON object."""
+        """Inverse of :meth:`to_json`, from the decoded JSON object (extra keys ignored)."""
         return cls(
             d["bike_id"], d["operator"], np.asarray(d["ts"], np.int64), np.asarray(d["lat"], np.float64),
             np.asarray(d["lon"], np.float64), np.asarray(d["locked"], np.bool_),
