@@ -67,6 +67,7 @@ STATE_DTYPE = np.dtype([
 ])
 #: Position of each field in a state row as a list (``BikeStates.data[r].tolist()``).
 FIELD = {name: i for i, name in enumerate(STATE_DTYPE.names or ())}
+_NAMES = tuple(FIELD)
 _BLANK = np.array(
     [(UNSEEN, np.nan, np.nan, UNSEEN, UNSEEN, np.nan, np.nan, NEVER, UNSEEN, -1, np.inf, -1, 0, -1, 0, 0, 0)],
     dtype=STATE_DTYPE,
@@ -167,6 +168,18 @@ class BikeStates:
     def put_bytes(self, bike_id: str, data: bytes) -> int:
         """Inverse of :meth:`to_bytes`."""
         return self.put(bike_id, orjson.loads(data))
+
+    def load_rows(self, rows: NDArray[np.int64]) -> list[list[Any]]:
+        """The state rows ``rows`` as plain lists of values in :data:`FIELD` order, for per-bike rules to change
+        and :meth:`store_rows` to write back. Column by column: ~3x cheaper than ``data[r].tolist()`` per row."""
+        columns = [self.data[name][rows].tolist() for name in _NAMES]
+        return list(map(list, zip(*columns, strict=True)))
+
+    def store_rows(self, rows: NDArray[np.int64], values: Sequence[Sequence[Any]]) -> None:
+        """Write back rows taken with :meth:`load_rows` (``rows`` distinct)."""
+        if len(values):
+            for name, column in zip(_NAMES, zip(*values, strict=True), strict=True):
+                self.data[name][rows] = column
 
     def drain_dirty(self) -> list[str]:
         """Ids of the bikes changed since the last call (whose changelog entries need rewriting)."""

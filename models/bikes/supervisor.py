@@ -239,14 +239,17 @@ class BikeSupervisor:
             for j, (m, a, b) in enumerate(zip(mi.tolist(), plon[mi].tolist(), plat[mi].tolist(), strict=True)):
                 mids[int(ci[m])] = (pl[n + j], zl[n + j], dl[n + j], a, b)
         dropped = self.stats["dropped"]
-        r_prev, s = -1, list[Any]()
+        # Fixes come grouped by bike: its row is loaded once and stored once (all bikes' in bulk).
+        rows = fixes["row"]
+        bikes = rows[np.flatnonzero(np.append(True, rows[1:] != rows[:-1]))]
+        loaded = self.states.load_rows(bikes)
+        b, r_prev, s = -1, -1, list[Any]()
         for k, ((r, t, x, y, lk), d, o) in enumerate(zip(fixes.tolist(), day.tolist(), outside.tolist(), strict=True)):
-            if r != r_prev:  # fixes come grouped by bike: load its row once, store it once
-                if r_prev >= 0:
-                    data[r_prev] = tuple(s)
-                r_prev, s = r, list(data[r].tolist())
+            if r != r_prev:
+                b += 1
+                r_prev, s = r, loaded[b]
             step(r, s, t, x, y, lk, d, where[k], o, out, mids[k])
-        data[r_prev] = tuple(s)
+        self.states.store_rows(bikes, loaded)
         self.stats["applied"] += len(fixes) - (self.stats["dropped"] - dropped)
 
     def _sweep(self, watermark: int, out: list[Event]) -> None:
@@ -254,10 +257,11 @@ class BikeSupervisor:
         data = self.states.data
         due = data["next_due"][: len(self.states)]
         rows = np.flatnonzero(due <= watermark)
-        for r in rows[np.argsort(due[rows], kind="stable")].tolist():
-            s = list(data[r].tolist())
+        rows = rows[np.argsort(due[rows], kind="stable")]
+        loaded = self.states.load_rows(rows)
+        for r, s in zip(rows.tolist(), loaded, strict=True):
             self._rules.fire(r, s, watermark, out)
-            data[r] = tuple(s)
+        self.states.store_rows(rows, loaded)
         self.states.dirty[rows] = True
 
     # -- checkpointing ---------------------------------------------------------------------------

@@ -114,3 +114,24 @@ def test_memory_per_tracked_bike_is_well_under_a_kibibyte(index: ZoneIndex) -> N
         tracemalloc.stop()
     assert len(sup.states) == n
     assert 89 < per_bike < 1024, per_bike
+
+
+def test_rows_loaded_in_bulk_store_back_exactly_what_was_changed() -> None:
+    s = BikeStates()
+    rows = s.rows_for(["A", "B", "C", "D"], ["meituan", "hellobike", "meituan", "qingju"])
+    s.data["last_ts"][rows] = [10, 20, 30, 40]
+    s.data["fence_dist"][rows[1]] = 2.5
+    before = s.data.copy()
+    pick = rows[[3, 1]]  # not in row order
+    loaded = s.load_rows(pick)
+    assert [v[0] for v in loaded] == [40, 20]
+    # every field, in FIELD order (compared as bytes: unset positions are NaN)
+    assert np.array([tuple(v) for v in loaded], STATE_DTYPE).tobytes() == s.data[pick].tobytes()
+    loaded[0][0], loaded[1][-1] = 41, 7  # D's last_ts, B's last field (report_lag_ms)
+    s.store_rows(pick, loaded)
+    changed = [r for r in range(len(before)) if s.data[r].tobytes() != before[r].tobytes()]  # NaN-safe
+    assert changed == sorted(pick.tolist())
+    assert s.data["last_ts"][rows].tolist() == [10, 20, 30, 41]
+    assert s.data["report_lag_ms"][rows[1]] == 7 and s.data["fence_dist"][rows[1]] == 2.5
+    s.store_rows(rows[:0], [])  # nothing to store: no change, no error
+    assert s.data["last_ts"][rows].tolist() == [10, 20, 30, 41]
