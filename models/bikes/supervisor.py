@@ -213,20 +213,21 @@ class BikeSupervisor:
             # a park the vectorized view cannot foresee (a bike moved twice in one batch) would
             # otherwise cost a lookup call of its own.
             cand = (locked[hot_idx] == 1) | (prev_locked[hot_idx] == 1)
-            self._apply_hot(fixes[hot_idx], day[hot_idx], outside[hot_idx], cand, out)
+            # Hot fixes are whole runs of one bike: the first of a run is still its bike's first.
+            self._apply_hot(fixes[hot_idx], first[hot_idx], day[hot_idx], outside[hot_idx], cand, out)
 
-    def _apply_hot(self, fixes: NDArray[np.void], day: np.ndarray, outside: np.ndarray,
+    def _apply_hot(self, fixes: NDArray[np.void], first: np.ndarray, day: np.ndarray, outside: np.ndarray,
                    cand: np.ndarray, out: list[Event]) -> None:
+        """Per-bike rules for the fixes of ``fixes`` (grouped by bike, in time order; ``first``: a bike's first)."""
         data, step = self.states.data, self._rules.step
+        rows = fixes["row"]
         where: list[Place | None] = [None] * len(fixes)
         mids: list[MidPlace | None] = [None] * len(fixes)
         ci = np.flatnonzero(cand)
         if len(ci):
             # Places of the fixes and of their midpoints with the previous position (the previous fix of
             # the batch, else the state's), in one vectorized call.
-            rows, lon, lat = fixes["row"], fixes["lon"], fixes["lat"]
-            first = np.ones(len(rows), bool)
-            first[1:] = rows[1:] != rows[:-1]
+            lon, lat = fixes["lon"], fixes["lat"]
             plon = _prev(lon, first, data["last_lon"][rows])[ci]
             plat = _prev(lat, first, data["last_lat"][rows])[ci]
             mi = np.flatnonzero(np.isfinite(plon))
@@ -239,15 +240,14 @@ class BikeSupervisor:
             for j, (m, a, b) in enumerate(zip(mi.tolist(), plon[mi].tolist(), plat[mi].tolist(), strict=True)):
                 mids[int(ci[m])] = (pl[n + j], zl[n + j], dl[n + j], a, b)
         dropped = self.stats["dropped"]
-        # Fixes come grouped by bike: its row is loaded once and stored once (all bikes' in bulk).
-        rows = fixes["row"]
-        bikes = rows[np.flatnonzero(np.append(True, rows[1:] != rows[:-1]))]
+        # Each bike's row is loaded once and stored once, all of them in bulk.
+        bikes = rows[first]
         loaded = self.states.load_rows(bikes)
-        b, r_prev, s = -1, -1, list[Any]()
-        for k, ((r, t, x, y, lk), d, o) in enumerate(zip(fixes.tolist(), day.tolist(), outside.tolist(), strict=True)):
-            if r != r_prev:
-                b += 1
-                r_prev, s = r, loaded[b]
+        rows_of_bikes, s = iter(loaded), list[Any]()
+        for k, ((r, t, x, y, lk), d, o, f) in enumerate(
+                zip(fixes.tolist(), day.tolist(), outside.tolist(), first.tolist(), strict=True)):
+            if f:
+                s = next(rows_of_bikes)
             step(r, s, t, x, y, lk, d, where[k], o, out, mids[k])
         self.states.store_rows(bikes, loaded)
         self.stats["applied"] += len(fixes) - (self.stats["dropped"] - dropped)
