@@ -25,6 +25,10 @@ round ``r`` takes the ``r``-th fix of every bike in the message, all bikes at on
 round: one fix per bike and message); bikes with many fixes in one message finish fix by fix in Python. It
 gives exactly the result of applying the fixes one by one in message order
 (``tests/models/test_zone_counts_fast.py`` checks it against that loop).
+
+Modules: ``counter`` applies messages (:class:`ZoneMinuteCounter`); ``state`` holds the columnar state, its
+views and its entries (:class:`~models.zone_counts.state.CounterState`, the counter's base); ``records`` the
+readable records and entry formats.
 """
 
 from __future__ import annotations

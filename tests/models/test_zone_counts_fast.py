@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import models.zone_counts.counter as zc
+import models.zone_counts.state as zs
 from models.gps import FixBatch
 from models.zone_counts import MINUTE_MS, BikeSeen, Window, ZoneMinuteCounter, pack_windows
 
@@ -226,8 +227,8 @@ def small_round(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
 
 @pytest.mark.parametrize("seed", range(30))
 def test_process_matches_the_reference(seed: int, small_round: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(zc, "_COUNTED_WIDTH", random.Random(seed).choice([1, 2, 16]))  # widening
-    monkeypatch.setattr(zc, "_CAPACITY", random.Random(seed).choice([1, 7, 1024]))  # growing
+    monkeypatch.setattr(zs, "_COUNTED_WIDTH", random.Random(seed).choice([1, 2, 16]))  # widening
+    monkeypatch.setattr(zs, "_CAPACITY", random.Random(seed).choice([1, 7, 1024]))  # growing
     params, msgs, zones = _scenario(seed)
     ref, new = Reference(*params), ZoneMinuteCounter(*params)
     for offset, (batch, z) in enumerate(zip(msgs, zones, strict=True)):
@@ -323,7 +324,7 @@ def test_entries_round_trip() -> None:
     seen = c.bike("A")
     assert seen == BikeSeen(300_000, [180_000, 240_000, 300_000], [(180_000, "z3"), (240_000, "z0"), (300_000, "z1")])
     log = dict(c.zone_entries(5)) | {k: v for _, k, v in c.bike_entries(5, out.bikes)}
-    assert log[b"z|5|1"] == b"z1" and len(log[b"b|A"]) == 8 * (2 + 3 + zc._COUNTED_WIDTH)
+    assert log[b"z|5|1"] == b"z1" and len(log[b"b|A"]) == 8 * (2 + 3 + zs._COUNTED_WIDTH)
     assert c.bike_bytes("A", 5) == log[b"b|A"]
     back = ZoneMinuteCounter(lateness_ms=120_000, ring=3).load(5, log.items())
     assert back.bike("A") == seen and back.bike("B") == c.bike("B") and back.watermark == 300_000
