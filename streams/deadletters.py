@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 import orjson
 from faust.types import EventT
 
-from models.gps import DeadLetter
+from models.dead_letter import DeadLetter
 from streams.app import Pipeline
 
 

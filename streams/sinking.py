@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from faust.types import EventT, StreamT
 
-from models.gps import DeadLetter
+from models.dead_letter import DeadLetter
 from sinks.batching import BatchingSink, Columns, Rejected
 from streams.app import Pipeline
 from streams.clock import ack_clock

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 from faust.types import EventT
 
-from models.gps import DeadLetter
+from models.dead_letter import DeadLetter
 from models.incidents.flow import CaseFlow, Message, Outbox
 from streams.agents.incidents_setup import incident_setup
 from streams.app import Pipeline

@@ -15,7 +15,7 @@ import asyncio
 import orjson
 from faust.types import EventT
 
-from models.gps import DeadLetter
+from models.dead_letter import DeadLetter
 from models.incidents.linking import ReportLinker
 from streams.agents.incidents_setup import incident_setup
 from streams.app import Pipeline

@@ -14,7 +14,7 @@ import asyncio
 import orjson
 from faust.types import EventT, StreamT
 
-from models.gps import DeadLetter
+from models.dead_letter import DeadLetter
 from models.incidents.rows import DIMENSIONS
 from sinks.batching import BatchingSink, Rejected
 from streams.app import Pipeline

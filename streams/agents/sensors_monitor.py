@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from faust.types import EventT
 
-from models.gps import DeadLetter
+from models.dead_letter import DeadLetter
 from models.sensors import Invalid, MonitorConfig, decode_reading
 from models.sensors.partition import PartitionMonitors
 from streams.app import Pipeline

@@ -10,15 +10,15 @@ from typing import Any
 import numpy as np
 import orjson
 
-from models import gps
 from models.gps import DeadLetter, FixBatch, decode_gps, decode_gps_many, decode_gps_origins
-from models.timefmt import clock_ahead
+from models.gps.checks import check_fix
+from models.timefmt import MAX_TS_MS, MIN_TS_MS, clock_ahead
 
 FIX = {"bike_id": "MT-1", "operator": "meituan", "ts": 1795244405000, "lat": 24.48, "lon": 118.09, "locked": True}
 VARIANTS: list[dict[str, Any]] = [
     {}, {"lat": 24}, {"lat": 99.5}, {"lon": -181.0}, {"lon": 180.0}, {"lat": -90.0}, {"ts": 1.7952444e12},
     {"ts": 1795244405000.5}, {"ts": True}, {"ts": "2026-11-21T07:00:05Z"}, {"ts": "2026-11-21T07:00:05"},
-    {"ts": 10}, {"ts": 2**64 - 1}, {"ts": -(2**63)}, {"ts": gps.MAX_TS_MS}, {"ts": gps.MIN_TS_MS}, {"locked": 1},
+    {"ts": 10}, {"ts": 2**64 - 1}, {"ts": -(2**63)}, {"ts": MAX_TS_MS}, {"ts": MIN_TS_MS}, {"locked": 1},
     {"locked": 0}, {"locked": 0.0}, {"locked": None}, {"locked": "true"}, {"bike_id": ""}, {"bike_id": "x" * 64},
     {"bike_id": "x" * 65}, {"bike_id": 7}, {"bike_id": ["MT-1"]}, {"operator": None}, {"operator": ""},
     {"operator": "o" * 33}, {"operator": {"a": 1}}, {"operator": "qingju"}, {"lat": "24.5"}, {"lat": False},
@@ -50,7 +50,7 @@ def _reference(values: list[bytes | None], latest: list[int] | None = None
             items = [doc]
         single = not (isinstance(doc, list) or (isinstance(doc, dict) and "fixes" in doc))
         for i, f in enumerate(items):
-            checked = gps._check_fix(f, default_op)
+            checked = check_fix(f, default_op)
             if len(checked) != 2 and latest is not None and checked[2] > latest[m]:
                 checked = ("clock_ahead", f"fix {clock_ahead(checked[2], latest[m])}")
             if len(checked) == 2:

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import orjson
 
-from models import gps
+from models.dead_letter import DeadLetter
+from models.gps.checks import check_fix
 from sinks.batching import BatchingSink, Columns
 from streams.deadletters import send_record_dead_letters
 
@@ -27,7 +28,7 @@ def _full_check(f: object, default_operator: object) -> tuple:
     class D(dict):
         pass
 
-    return gps._check_fix(D(f) if isinstance(f, dict) else f, default_operator)
+    return check_fix(D(f) if isinstance(f, dict) else f, default_operator)
 
 
 def test_fix_fast_path_agrees_with_the_full_checks() -> None:
@@ -36,7 +37,7 @@ def test_fix_fast_path_agrees_with_the_full_checks() -> None:
     cases += [[1], "x", None]
     for f in cases:
         for default_op in (None, "hellobike"):
-            fast, full = gps._check_fix(f, default_op), _full_check(f, default_op)
+            fast, full = check_fix(f, default_op), _full_check(f, default_op)
             assert fast == full, f
             assert [type(x) for x in fast] == [type(x) for x in full], f
 
@@ -70,7 +71,7 @@ def test_raw_records_dead_letter_like_events() -> None:
     metric = SimpleNamespace(labels=lambda **kw: SimpleNamespace(inc=lambda: counted.append(kw)))
     pipe = SimpleNamespace(topic=lambda short: SimpleNamespace(send=send), metrics=SimpleNamespace(dead_letters=metric))
     record = SimpleNamespace(topic="p.bike.gps", partition=2, offset=41, key=b"MT-9", timestamp=1795244405123, value=b"{")
-    dead = gps.DeadLetter("invalid_json", "invalid JSON", -1, b"{")
+    dead = DeadLetter("invalid_json", "invalid JSON", -1, b"{")
     futures = asyncio.run(send_record_dead_letters(pipe, [(record, dead)]))  # type: ignore[arg-type]
     assert len(futures) == 1
     value = orjson.loads(sent[0]["value"])
