@@ -1,6 +1,6 @@
 """Operator batches (``{"operator": .., "fixes": [..]}`` keyed by operator) through the embedded pipeline give
 exactly the pure model's violations, even when the ingest reads its partitions in small, uneven slices (it
-hands fixes over in event-time order across its partitions: ``streams/ingest.py`` ``release``), and when two
+hands fixes over in event-time order across its partitions: ``streams/ingest_batch.py`` ``release``), and when two
 stream workers read ``bike.gps`` at different paces (each bike partition's event time is the minimum over the
 ``bike.gps`` partitions that feed it: ``models/source_clock.py``)."""
 

@@ -14,7 +14,7 @@ from aiokafka.structs import TopicPartition
 
 from models.gps import decode_gps_many
 from streams.agents.validate_fixes import partition_chunks, split_by_partition
-from streams.ingest import Batch, RecordSource, _as_records
+from streams.ingest_batch import Batch, RecordSource, as_records
 from streams.topics import partition_for
 
 FIX = {"bike_id": "MT-1", "operator": "meituan", "ts": 1795244405000, "lat": 24.48, "lon": 118.09, "locked": True}
@@ -39,7 +39,7 @@ def test_batch_interleaves_partitions_like_heapq_merge() -> None:
 def test_consumer_records_become_record_tuples() -> None:
     tp = TopicPartition("t", 3)
     rec = SimpleNamespace(topic="t", partition=3, offset=7, timestamp=1795244405123, key=b"MT-9", value=b"{}")
-    batch = Batch(_as_records({tp: [rec]}))
+    batch = Batch(as_records({tp: [rec]}))
     assert batch.values() == [b"{}"]
     assert batch.source(0) == RecordSource("t", 3, 7, b"MT-9", 1795244405123)
 

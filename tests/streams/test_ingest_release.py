@@ -1,4 +1,4 @@
-"""The ingest's event-time alignment (:func:`streams.ingest.release`): what it hands over and what it holds."""
+"""The ingest's event-time alignment (:func:`streams.ingest_batch.release`): what it hands over and what it holds."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 
-from streams.ingest import release
+from streams.ingest_batch import release
 
 
 def _running_max(recs: list[tuple[int, int, None, bytes]]) -> list[int]:
