@@ -70,9 +70,10 @@ class _Listener(ConsumerRebalanceListener):
                 self.ingest.committed.pop(TP(tp.topic, tp.partition), None)
                 self.ingest.read.pop(TP(tp.topic, tp.partition), None)
                 self.ingest.pending.pop(tp, None)  # uncommitted: the next owner (maybe this worker) reads them again
+            self.ingest.announced.clear()  # what the stages behind heard may have changed meanwhile: tell them again
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        return None  # committed positions are looked up lazily by the loop
+        self.ingest.announced.clear()  # committed positions are looked up lazily by the loop
 
 
 class _EarlyStart(Service):
@@ -119,6 +120,8 @@ class BatchIngest:
         self.pending: dict[TopicPartition, list[Record]] = {}  # fetched, held back (see release())
         self._waiting_since: float | None = None  # when a batch started waiting for an unfetched partition
         self._idle: dict[int, bool] = {}  # per assigned partition, after the last release: read to its end
+        #: Per partition, the ``idle`` flag the handler was last given since the assignment (see :meth:`_unannounced`).
+        self.announced: dict[int, bool] = {}
         ingests(pipe).append(self)
         pipe.app.add_dependency(_EarlyStart(self))
         pipe.app.task(self.run)
@@ -190,7 +193,7 @@ class BatchIngest:
                 await self._track(consumer, fetched)  # not under the lock: position() may wait on a rebalance
                 async with self.lock:
                     batch = self._release(consumer, fetched)
-                    if batch:
+                    if batch or self._unannounced(consumer):
                         await self._process(consumer, batch)
                         self._last_sent = time.monotonic()
                     elif self.tick is not None and time.monotonic() - self._last_sent >= self.tick_s:
@@ -249,6 +252,19 @@ class BatchIngest:
                       for tp in assigned}
         return out
 
+    def _unannounced(self, consumer: AIOKafkaConsumer) -> bool:
+        """Nothing to hand over, but a partition is read to its end and the handler was not told so since the
+        assignment: an empty partition, or one a previous owner read to its end. Sets the flags for a batch without
+        records that tells it (the stages behind would otherwise take the partition for one not read yet, and wait
+        for it until it counts as silent)."""
+        if any(self.pending.values()):
+            return False
+        idle = {tp.partition: not self._has_unread(consumer, tp) for tp in consumer.assignment()}
+        if all(self.announced.get(p, False) or not v for p, v in idle.items()):
+            return False
+        self._idle = idle
+        return True
+
     def _has_unread(self, consumer: AIOKafkaConsumer, tp: TopicPartition, handing: list[Record] | None = None) -> bool:
         """The partition has records this worker has not fetched (or its end is not known yet); ``handing``:
         its records being handed over now."""
@@ -293,7 +309,10 @@ class BatchIngest:
                 self.pending.pop(tp, None)  # read again after the batch
             await asyncio.sleep(1.0)
             return
+        self.announced = dict(records.idle)
         offsets = {tp: recs[-1][0] + 1 for tp, recs in batch.items()}
+        if not offsets:  # marks only (:meth:`_unannounced`): nothing to commit
+            return
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:  # revoked by a rebalance: the next owner re-reads

@@ -56,8 +56,8 @@ class Batch:
         self._partitions = list(by_partition)
         self._of: np.ndarray | None = None  # position in records -> index in _partitions (None: all the first)
         parts = list(by_partition.values())
-        if len(parts) == 1:
-            self.records: Sequence[Record] = parts[0]
+        if len(parts) <= 1:  # one partition, or none (a batch of marks only)
+            self.records: Sequence[Record] = parts[0] if parts else []
             return
         source = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
         flat = [r for p in parts for r in p]
@@ -97,7 +97,6 @@ class Batch:
         offset, timestamp, key, _ = self.records[i]
         tp = self._partitions[0 if self._of is None else int(self._of[i])]
         return RecordSource(tp.topic, tp.partition, offset, key, timestamp)
-
 
 
 #: The longest a fetched batch waits (wall seconds) for partitions with unread records not fetched yet.
