@@ -165,3 +165,43 @@ def test_scaled_out_two_stream_workers_and_a_sink_worker_give_the_same_rows(
     finally:
         stack.close()
     same_rows(reference, got)
+
+
+@pytest.mark.skip(reason="known failover gaps (docs/architecture.md, 'Determinism and its limits'): in 1 of 3 runs "
+                         "one fence-required-area occupancy +1 of a keyed partition that failed over was missing")
+def test_a_stream_worker_killed_while_another_runs_loses_and_duplicates_nothing(
+        broker_url: str, tmp_path: Path, recording: Recording, reference: list, expected: dict[str, tuple]) -> None:
+    """Failover without a restart: of two ``--role streams`` workers, one is killed with SIGKILL mid-replay and never
+    comes back; the other takes its partitions over (their state from the changelogs and its standby copies) and
+    the rest of the recording, played at 10x while it runs. The rows should be the uninterrupted run's; they are
+not always yet (the skip reason), so the test is kept to reproduce that, not run.
+
+    Why not at full speed: until the group notices the death (the session timeout, plus the rebalance), nobody reads
+    the dead worker's ``bike.gps`` partitions, and their last marks may say "read to its end" (they were, before the
+    rest was played), so the other sources move every supervisor's event time on. At 10x the few seconds of that gap
+    are a minute or two of event time, within the allowed lateness (5 min); at full speed they are the whole rest of
+    the recording, whose fixes from those partitions then come behind the watermark (see docs/architecture.md,
+    "Determinism and its limits")."""
+    stack = make_stack(broker_url, tmp_path / "s", "failover", recording)
+    mid = (recording.first_ts + recording.last_ts) // 2  # type: ignore[operator]
+    try:
+        replay(stack, recording, None, to_ts=mid)
+        sinks = stack.start_worker("sinks", CITYSTREAM_DATA_DIR=str(stack.tmp / "var-sinks"))
+        doomed = stack.start_worker("streams", CITYSTREAM_DATA_DIR=str(stack.tmp / "var-1"))
+        survivor = stack.start_worker("streams", CITYSTREAM_DATA_DIR=str(stack.tmp / "var-2"))
+        survivor.wait_ready()
+        doomed.wait(lambda w: w.metric_sum("citystream_assigned_partitions") > 0
+                    and w.metric_sum("citystream_records_out_total") > 0, timeout=120, what="a share of the work")
+        sinks.wait(lambda w: w.metric_sum("citystream_sink_rows_total", table="bike_violations") > 0,
+                   timeout=120, what="first violations")
+        doomed.stop(signal.SIGKILL)  # mid-stream: no commit, no flush, no leave-group
+        rest = replay(stack, recording, 10.0, from_ts=mid)
+        sinks.wait_drained({"bike_fixes": rest, "bike_violations": violation_events(expected)}, timeout=240,
+                           others=(survivor,))
+        assert survivor.metric_sum("citystream_assigned_partitions") > 0
+        for w in (survivor, sinks):
+            w.stop()
+        got = stack.query(*ROWS)
+    finally:
+        stack.close()
+    same_rows(reference, got)
