@@ -248,9 +248,15 @@ class BatchIngest:
         self._waiting_since = None
         out, _ = release(self.pending)
         self._pace(consumer, assigned)
-        self._idle = {tp.partition: not self.pending.get(tp) and not self._has_unread(consumer, tp, out.get(tp))
-                      for tp in assigned}
+        self._idle = self._read_to_end(consumer, assigned, out)
         return out
+
+    def _read_to_end(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition],
+                     handing: dict[TopicPartition, list[Record]]) -> dict[int, bool]:
+        """Per assigned partition, whether it is read to its end once ``handing`` is handed over: nothing held
+        back, nothing unread (the ``idle`` flags of a :class:`Batch`)."""
+        return {tp.partition: not self.pending.get(tp) and not self._has_unread(consumer, tp, handing.get(tp))
+                for tp in assigned}
 
     def _unannounced(self, consumer: AIOKafkaConsumer) -> bool:
         """Nothing to hand over, but a partition is read to its end and the handler was not told so since the
@@ -259,7 +265,7 @@ class BatchIngest:
         for it until it counts as silent)."""
         if any(self.pending.values()):
             return False
-        idle = {tp.partition: not self._has_unread(consumer, tp) for tp in consumer.assignment()}
+        idle = self._read_to_end(consumer, consumer.assignment(), {})
         if all(self.announced.get(p, False) or not v for p, v in idle.items()):
             return False
         self._idle = idle

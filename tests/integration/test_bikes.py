@@ -174,7 +174,7 @@ def test_a_stream_worker_killed_while_another_runs_loses_and_duplicates_nothing(
     """Failover without a restart: of two ``--role streams`` workers, one is killed with SIGKILL mid-replay and never
     comes back; the other takes its partitions over (their state from the changelogs and its standby copies) and
     the rest of the recording, played at 10x while it runs. The rows should be the uninterrupted run's; they are
-not always yet (the skip reason), so the test is kept to reproduce that, not run.
+    not always yet (the skip reason), so the test is kept to reproduce that, not run.
 
     Why not at full speed: until the group notices the death (the session timeout, plus the rebalance), nobody reads
     the dead worker's ``bike.gps`` partitions, and their last marks may say "read to its end" (they were, before the
