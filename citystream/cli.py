@@ -5,6 +5,7 @@ from __future__ import annotations
 
 __all__ = ["app", "main"]
 
+import gc
 import logging
 import signal
 import sys
@@ -106,6 +107,7 @@ def worker(
 
     Scale out by starting more workers with the same role: Kafka spreads the partitions over them.
     """
+    gc.disable()  # start-up only builds what lives for the whole run: collected once, then frozen (tune_gc)
     from citystream.worker import run_worker
 
     settings = _settings(broker=broker_url, clickhouse_dsn=clickhouse, metrics_port=metrics_port,
