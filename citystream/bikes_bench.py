@@ -66,6 +66,18 @@ class PipelineRun:
     per_bike: int = 0  # of which per-bike kinds (the supervisor's; the rest are the fence and fleet stages')
     cpu_s: tuple[tuple[str, float], ...] = ()  # (process, CPU seconds in the timed window): each worker's role, "broker"
     baseline: BaselineRun | None = None  # the raw aiokafka geofence job on the same topic, after the workers
+    progress: tuple[tuple[float, float], ...] = ()  # (seconds since assigned, fix rows stored since) at each scrape
+
+    @property
+    def rows_done_s(self) -> float | None:
+        """Seconds from assignment until every fix was a ClickHouse row (the first scrape that saw it): the rest
+        of :attr:`seconds` is the drain, the last batches' way through the supervisors, the keyed stages, the
+        sinks' insert interval and the commit interval (a few seconds whatever the recording's size).
+
+        >>> PipelineRun(1000, 1000, 5.0, 0, 0, 1000, progress=((0.5, 0.0), (1.0, 600.0), (1.5, 1000.0))).rows_done_s
+        1.5
+        """
+        return next((t for t, rows in self.progress if rows >= self.fixes - self.before_t0), None)
 
     @property
     def fixes_per_s(self) -> float:
@@ -142,7 +154,7 @@ def _run(settings: Settings, rec: Recording, timeout_s: float, work: Path, worke
             pids = [(role, p.proc.pid) for role, p in zip(roles, procs, strict=True)]
             if broker.process is not None:
                 pids.append(("broker", broker.process.pid))
-            t0, t1, before, m, cpu = _wait(procs, fixes, timeout_s, pids)
+            t0, t1, before, m, cpu, progress = _wait(procs, fixes, timeout_s, pids)
             peak_mb = max(p.peak_rss_mb() for p in procs)
             for p in procs:
                 if crash := p.crashed():  # a crashed agent stops acking: "idle" would pass for drained
@@ -165,7 +177,7 @@ def _run(settings: Settings, rec: Recording, timeout_s: float, work: Path, worke
     run = PipelineRun(fixes, stats.total, t1 - t0, int(before),
                       int(_sum(m, "citystream_sink_rows_total", table="bike_violations")),
                       int(_sum(m, "citystream_sink_rows_total", table="bike_fixes")), peak_mb, int(distinct),
-                      int(per_bike), cpu_s=cpu, baseline=base)
+                      int(per_bike), cpu_s=cpu, baseline=base, progress=progress)
     return run, dsn
 
 
@@ -191,9 +203,9 @@ def model_violations(settings: Settings, recording: Path) -> tuple[int, float]:
 
 
 def _wait(procs: list[WorkerProcess], fixes: int, timeout_s: float, pids: list[tuple[str, int]]
-          ) -> tuple[float, float, float, dict, tuple[tuple[str, float], ...]]:
+          ) -> tuple[float, float, float, dict, tuple[tuple[str, float], ...], tuple[tuple[float, float], ...]]:
     """(assigned at, drained at, fix rows stored when assigned, last metrics of all workers, CPU seconds each of
-    ``pids`` used from assigned to drained).
+    ``pids`` used from assigned to drained, (seconds since assigned, fix rows stored since) at each scrape).
 
     Assigned: every worker holds partitions (with several workers, after the group's rebalance; fixes stored
     before are not timed). Drained: every fix and some violations stored, then settled for 1 s (the drain
@@ -202,6 +214,7 @@ def _wait(procs: list[WorkerProcess], fixes: int, timeout_s: float, pids: list[t
     t0 = done_at = None
     stored_at_t0 = 0.0
     cpu0 = cpu1 = [0.0] * len(pids)
+    progress: list[tuple[float, float]] = []
     m: dict = {}
     ports = [p.metrics_port for p in procs]
     while time.monotonic() < deadline:
@@ -220,6 +233,8 @@ def _wait(procs: list[WorkerProcess], fixes: int, timeout_s: float, pids: list[t
         if t0 is None and all(_sum(m, "citystream_assigned_partitions", worker=str(i)) > 0 for i in range(len(ports))):
             t0, stored_at_t0 = now, _sum(m, "citystream_sink_rows_total", table="bike_fixes")
             cpu0 = [cpu_seconds(pid) for _, pid in pids]
+        if t0 is not None and done_at is None:
+            progress.append((now - t0, _sum(m, "citystream_sink_rows_total", table="bike_fixes") - stored_at_t0))
         stored = (_sum(m, "citystream_sink_rows_total", table="bike_fixes") >= fixes
                   and _sum(m, "citystream_sink_rows_total", table="bike_violations") > 0)
         # Settled: every lag is 0, or no worker finished a message for 3 s (a Faust commit can stall after
@@ -231,7 +246,7 @@ def _wait(procs: list[WorkerProcess], fixes: int, timeout_s: float, pids: list[t
                 done_at, cpu1 = now, [cpu_seconds(pid) for _, pid in pids]
             if now - done_at >= 1.0:  # stable: nothing more arrives downstream
                 cpu = tuple((name, b - a) for (name, _), a, b in zip(pids, cpu0, cpu1, strict=True))
-                return t0, done_at, stored_at_t0, m, cpu
+                return t0, done_at, stored_at_t0, m, cpu, tuple(progress)
         else:
             done_at = None
         time.sleep(0.5)  # each scrape costs the worker CPU (the exposition of every metric)

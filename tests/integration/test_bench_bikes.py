@@ -19,13 +19,16 @@ def test_bench_bikes_prints_figures_and_stores_the_models_violations(tmp_path: P
     out = subprocess.run(
         [sys.executable, "-m", "citystream.cli", "bench", "bikes", "--bikes", "600", "--hours", "0.5",
          "--modes", "batched", "--workers", "3", "--tracked", "2000"],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "400", "TMPDIR": str(tmp_path)},
+        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "1000", "TMPDIR": str(tmp_path)},
         check=False)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     text = out.stdout
     rate = re.search(r"end to end, batched, 3 workers\s*│\s*([\d,]+) fixes/s", text)
     assert rate and int(rate.group(1).replace(",", "")) > 0, text
     fixes = re.search(r"([\d,]+) fixes in [\d,]+ messages", text)
+    window = re.search(r"fixes in [\d,]+ messages, ([\d.]+) s", text)
+    done = re.search(r"every fix a row after ([\d.]+) s, the rest was the drain", text)
+    assert window and done and 0 <= float(done.group(1)) <= float(window.group(1)), text  # the drain: the rest
     rows = re.search(r"([\d,]+) fix rows", text)
     assert fixes and rows and fixes.group(1) == rows.group(1), text  # every fix stored once
     per_bike = re.search(r"of which ([\d,]+) per bike \(pure model: ([\d,]+)\)", text)
