@@ -66,18 +66,39 @@ class PipelineRun:
     per_bike: int = 0  # of which per-bike kinds (the supervisor's; the rest are the fence and fleet stages')
     cpu_s: tuple[tuple[str, float], ...] = ()  # (process, CPU seconds in the timed window): each worker's role, "broker"
     baseline: BaselineRun | None = None  # the raw aiokafka geofence job on the same topic, after the workers
-    progress: tuple[tuple[float, float], ...] = ()  # (seconds since assigned, fix rows stored since) at each scrape
+    #: At each scrape from assignment to drained: (seconds since assignment, fix rows stored since, rows of every
+    #: table stored since).
+    progress: tuple[tuple[float, float, float], ...] = ()
 
     @property
-    def rows_done_s(self) -> float | None:
-        """Seconds from assignment until every fix was a ClickHouse row (the first scrape that saw it): the rest
-        of :attr:`seconds` is the drain, the last batches' way through the supervisors, the keyed stages, the
-        sinks' insert interval and the commit interval (a few seconds whatever the recording's size).
+    def fix_rows_s(self) -> float | None:
+        """Seconds from assignment until every fix was a ClickHouse row (the first scrape that saw it).
 
-        >>> PipelineRun(1000, 1000, 5.0, 0, 0, 1000, progress=((0.5, 0.0), (1.0, 600.0), (1.5, 1000.0))).rows_done_s
+        >>> PipelineRun(1000, 1000, 5.0, 0, 0, 1000, progress=((0.5, 0, 0), (1.0, 600, 610), (1.5, 1000, 1020),
+        ...                                                      (2.0, 1000, 1030), (2.5, 1000, 1030))).fix_rows_s
         1.5
         """
-        return next((t for t, rows in self.progress if rows >= self.fixes - self.before_t0), None)
+        return next((t for t, fix_rows, _ in self.progress if fix_rows >= self.fixes - self.before_t0), None)
+
+    @property
+    def rows_s(self) -> float | None:
+        """Seconds from assignment until the last row of any table was stored (the first scrape that saw the final
+        count): the end of "broker to ClickHouse rows". The rest of :attr:`seconds` is bookkeeping: the workers'
+        offset commits (every second) and the lag metrics' refresh, which the drain check waits for.
+
+        >>> PipelineRun(1000, 1000, 5.0, 0, 0, 1000, progress=((0.5, 0, 0), (1.0, 600, 610), (1.5, 1000, 1020),
+        ...                                                      (2.0, 1000, 1030), (2.5, 1000, 1030))).rows_s
+        2.0
+        """
+        if not self.progress:
+            return None
+        final = self.progress[-1][2]
+        return next(t for t, _, rows in self.progress if rows >= final)
+
+    @property
+    def fixes_per_s_to_rows(self) -> float | None:
+        """Fixes per second from assignment to the last row stored (:attr:`rows_s`)."""
+        return (self.fixes - self.before_t0) / self.rows_s if self.rows_s else None
 
     @property
     def fixes_per_s(self) -> float:
@@ -203,18 +224,18 @@ def model_violations(settings: Settings, recording: Path) -> tuple[int, float]:
 
 
 def _wait(procs: list[WorkerProcess], fixes: int, timeout_s: float, pids: list[tuple[str, int]]
-          ) -> tuple[float, float, float, dict, tuple[tuple[str, float], ...], tuple[tuple[float, float], ...]]:
+          ) -> tuple[float, float, float, dict, tuple[tuple[str, float], ...], tuple[tuple[float, float, float], ...]]:
     """(assigned at, drained at, fix rows stored when assigned, last metrics of all workers, CPU seconds each of
-    ``pids`` used from assigned to drained, (seconds since assigned, fix rows stored since) at each scrape).
+    ``pids`` used from assigned to drained, :attr:`PipelineRun.progress`).
 
     Assigned: every worker holds partitions (with several workers, after the group's rebalance; fixes stored
     before are not timed). Drained: every fix and some violations stored, then settled for 1 s (the drain
     time is when it first settled)."""
     deadline = time.monotonic() + timeout_s
     t0 = done_at = None
-    stored_at_t0 = 0.0
+    stored_at_t0 = rows_at_t0 = 0.0
     cpu0 = cpu1 = [0.0] * len(pids)
-    progress: list[tuple[float, float]] = []
+    progress: list[tuple[float, float, float]] = []
     m: dict = {}
     ports = [p.metrics_port for p in procs]
     while time.monotonic() < deadline:
@@ -232,9 +253,11 @@ def _wait(procs: list[WorkerProcess], fixes: int, timeout_s: float, pids: list[t
         now = time.monotonic()
         if t0 is None and all(_sum(m, "citystream_assigned_partitions", worker=str(i)) > 0 for i in range(len(ports))):
             t0, stored_at_t0 = now, _sum(m, "citystream_sink_rows_total", table="bike_fixes")
+            rows_at_t0 = _sum(m, "citystream_sink_rows_total")
             cpu0 = [cpu_seconds(pid) for _, pid in pids]
         if t0 is not None and done_at is None:
-            progress.append((now - t0, _sum(m, "citystream_sink_rows_total", table="bike_fixes") - stored_at_t0))
+            progress.append((now - t0, _sum(m, "citystream_sink_rows_total", table="bike_fixes") - stored_at_t0,
+                             _sum(m, "citystream_sink_rows_total") - rows_at_t0))
         stored = (_sum(m, "citystream_sink_rows_total", table="bike_fixes") >= fixes
                   and _sum(m, "citystream_sink_rows_total", table="bike_violations") > 0)
         # Settled: every lag is 0, or no worker finished a message for 3 s (a Faust commit can stall after

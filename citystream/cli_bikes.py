@@ -87,8 +87,8 @@ def register(app: typer.Typer, settings_of: Any) -> None:
     ) -> None:
         """GPS fixes/s through the bike agents end to end (embedded Tansu -> worker -> ClickHouse rows, violations
         detected), with one fix per message and with operator batches, per worker layout, timed from partition
-        assignment to drained (and when every fix was a row: the rest is the drain, the last batches' way through
-        the stages, a few seconds whatever the recording's size); the per-bike violations
+        assignment to drained (every lag 0), with the moments every fix, and the last row of any table, was stored
+        (the rest of the window is the offset commits and the drain check); the per-bike violations
         stored next to the pure model's on the same recording (every layout must match it); each process's CPU
         microseconds per fix (workers by role, the broker); memory per tracked bike (tracemalloc on the
         supervisor state) at --tracked bikes; and the reference job's fixes/s on the same recording (a raw
@@ -146,7 +146,7 @@ def register(app: typer.Typer, settings_of: Any) -> None:
 
 def _row(table: Table, mode: str, workers: int, run: Any, model: int, reference: Any = None) -> None:
     """One end-to-end figure of ``bench bikes`` (and its ratio to the reference job of the same mode)."""
-    rows_at = run.rows_done_s
+    fix_rows_at, rows_at, to_rows = run.fix_rows_s, run.rows_s, run.fixes_per_s_to_rows
     table.add_row(f"end to end, {mode}" + (f", {workers} workers" if workers > 1 else ""),
                   f"{run.fixes_per_s:,.0f} fixes/s"
                   + (f"\n= {run.fixes_per_s / reference.fixes_per_s:.2g} × reference" if reference else ""),
@@ -158,7 +158,9 @@ def _row(table: Table, mode: str, workers: int, run: Any, model: int, reference:
                   f"worker peak RSS {run.peak_rss_mb:,.0f} MB; CPU µs per fix: "
                   + ", ".join(f"{name} {us:.1f}" for name, us in run.cpu_us_per_fix())
                   + f"; cores busy {run.cores_busy:.2f} of {os.cpu_count()}"
-                  + (f"; every fix a row after {rows_at:.1f} s, the rest was the drain" if rows_at is not None else ""))
+                  + (f"; every fix a row after {fix_rows_at:.1f} s" if fix_rows_at is not None else "")
+                  + (f"; the last row of any table after {rows_at:.1f} s ({to_rows:,.0f} fixes/s to it), the rest of "
+                     "the window the offset commits and the drain check" if to_rows else ""))
 
 
 def _print_scores(title: str, scores: dict[str, Any], interval_ms: int) -> None:
