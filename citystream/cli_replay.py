@@ -177,7 +177,9 @@ def register(app: typer.Typer, settings_of: typer.models.CommandFunctionType) ->
     def import_dcic_cmd(
         files: Annotated[list[Path], typer.Argument(help="DCIC 2021 CSV files: lock/unlock orders or GPS tracks.")],
         out: Annotated[Path, typer.Option(help="Directory of the new recording.")],
-        operator: Annotated[str, typer.Option(help="Operator to put on every fix (DCIC does not say). One not in "
+        operator: Annotated[str, typer.Option(help="Operator to put on every fix (DCIC does not say). The default, "
+                                                   "unknown, is CITYSTREAM_BIKE_UNATTRIBUTED_OPERATOR: its bikes are "
+                                                   "counted, never black bikes, with no quota. Another one not in "
                                                    "CITYSTREAM_BIKE_OPERATORS makes every bike a black_bike "
                                                    "violation; a registered one (e.g. meituan) has its fleet "
                                                    "quota applied to all of them.")] = "unknown",

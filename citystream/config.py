@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     bike_operators: list[str] = Field(
         ["meituan", "hellobike", "qingju"], description="Registered operators (JSON list); bikes of others are black bikes.",
     )
+    bike_unattributed_operator: str | None = Field(
+        "unknown", description="The operator name of fixes whose feed does not say (what `citystream import dcic` "
+        "puts on every fix by default): their bikes are counted, never black bikes. null: none.",
+    )
     bike_quotas: dict[str, int] = Field(
         {"meituan": 440, "hellobike": 340, "qingju": 220},
         description="Fleet quota per operator: distinct active bikes per local day (JSON object).",

@@ -52,6 +52,10 @@ class SupervisionConfig:
         for no-parking zones and fence-required areas (the bikes outside fences), not only fences.
     registered_operators
         Operators licensed in the city; a bike of any other is a black bike (黑车). None: no check.
+    unattributed_operator
+        The operator name a feed puts on fixes it cannot attribute (``citystream import dcic``: the DCIC data
+        name no operator). Not knowing the operator is no evidence of an unlicensed one: such bikes are never
+        black bikes (and, having no quota, never over one). None: every name is taken at its word.
     quotas
         Fleet quota per operator: distinct active bikes per local day (pass it to ``FleetCounter``;
         the supervisor itself only emits the first-activity marks).
@@ -81,6 +85,7 @@ class SupervisionConfig:
     report_parkings: bool = False
     occupancy_all_zones: bool = False
     registered_operators: frozenset[str] | None = None
+    unattributed_operator: str | None = None
     quotas: Mapping[str, int] = field(default_factory=dict, hash=False)
     utc_offset_ms: int = 8 * 3_600_000
 

@@ -91,9 +91,10 @@ class BikeRules:
         self._black: list[bool] = []
 
     def is_black(self, op_code: int) -> bool:
-        ops, reg = self.states.operators, self.config.registered_operators
+        ops, reg, unknown = self.states.operators, self.config.registered_operators, self.config.unattributed_operator
         while len(self._black) < len(ops):
-            self._black.append(reg is not None and ops[len(self._black)] not in reg)
+            op = ops[len(self._black)]
+            self._black.append(reg is not None and op not in reg and op != unknown)
         return self._black[op_code]
 
     # -- one fix ---------------------------------------------------------------------------------

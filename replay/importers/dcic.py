@@ -174,7 +174,8 @@ def import_dcic(
     out
         Recording directory to create.
     operator
-        Operator name put in every fix (1–32 chars).
+        Operator name put in every fix (1–32 chars). The default, ``unknown``, is the pipeline's unattributed
+        operator (``CITYSTREAM_BIKE_UNATTRIBUTED_OPERATOR``): counted, never taken for a black bike.
     chunk_rows
         Rows sorted in memory at once; more are spilled to sorted temp files and merged.
     progress

@@ -54,6 +54,7 @@ def supervision_config(settings: Settings) -> SupervisionConfig:
         zombie_after_ms=round(settings.bike_zombie_days * DAY_MS),
         max_speed_kmh=settings.bike_max_speed_kmh,
         registered_operators=frozenset(settings.bike_operators),
+        unattributed_operator=settings.bike_unattributed_operator,
         quotas=dict(settings.bike_quotas),
         report_parkings=True,
         occupancy_all_zones=True,

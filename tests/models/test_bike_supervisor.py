@@ -147,6 +147,19 @@ def test_black_bike_opens_on_first_fix_of_each_day_and_closes_at_day_end() -> No
     assert [e.day for e in out if isinstance(e, FirstActive)] == [18618]
 
 
+def test_a_bike_whose_feed_names_no_operator_is_counted_but_never_black() -> None:
+    """``unknown`` (what the DCIC importer puts on every fix) is no evidence of an unlicensed operator; any other
+    unregistered name still is."""
+    s = sup(registered_operators=frozenset({"meituan"}), unattributed_operator="unknown")
+    out = s.process(batch(fix("u", 0, 800, 800, False, op="unknown"), fix("x", 0, 900, 800, False, op="pirate")))
+    assert viol(out) == [("open", "black_bike", "x", 0, 0)]
+    assert sorted((e.operator, e.bike_id) for e in out if isinstance(e, FirstActive)) == [
+        ("pirate", "x"), ("unknown", "u")]  # both in the fleet counts
+    taken = sup(registered_operators=frozenset({"meituan"}))  # without the setting, the name is taken at its word
+    assert viol(taken.process(batch(fix("u", 0, 800, 800, False, op="unknown")))) == [
+        ("open", "black_bike", "u", 0, 0)]
+
+
 def test_impossible_jump_is_flagged_and_not_applied() -> None:
     s = sup()
     s.process(batch(fix("j", 0, 0, 0, False)))

@@ -68,6 +68,7 @@ def test_setup_loads_the_sample_geography_and_refuses_a_bad_one(tmp_path: Path) 
     assert setup.config.confirm_parking and setup.config.report_parkings
     assert setup.kinds["FRA-XMD"] == "fence_required_area" and setup.capacities
     assert setup.config.registered_operators == frozenset({"meituan", "hellobike", "qingju"})
+    assert setup.config.unattributed_operator == "unknown"  # the DCIC importer's default operator
     bad = tmp_path / "bad.geojson"
     bad.write_bytes(orjson.dumps({"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": {"zone_id": "X", "kind": "moon"},
