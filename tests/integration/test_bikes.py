@@ -167,7 +167,7 @@ def test_scaled_out_two_stream_workers_and_a_sink_worker_give_the_same_rows(
     same_rows(reference, got)
 
 
-@pytest.mark.skip(reason="known failover gaps (docs/architecture.md, 'Determinism and its limits'): in 1 of 15 runs "
+@pytest.mark.skip(reason="known failover gaps (docs/architecture.md, 'Determinism and its limits'): in 1 of 39 runs "
                          "one fence-required-area occupancy +1 of a keyed partition that failed over was missing")
 def test_a_stream_worker_killed_while_another_runs_loses_and_duplicates_nothing(
         broker_url: str, tmp_path: Path, recording: Recording, reference: list, expected: dict[str, tuple]) -> None:
