@@ -10,6 +10,7 @@ __all__ = ["TansuBroker", "free_port", "resolve_tansu", "scratch_dir"]
 
 import atexit
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -24,10 +25,36 @@ from kafka.errors import KafkaError
 
 
 def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket() as s:
+    """A TCP port that is free on 127.0.0.1 right now, for a server started next (a worker's metrics, the broker).
+
+    It is drawn below the kernel's ephemeral range: a port the kernel picked (``bind(0)``) is one it also hands to
+    outgoing connections, and with workers and the broker connecting to each other while they start, one did take
+    a port before the worker meant to listen on it could (``Address already in use``, seen once in session 11).
+
+    >>> low = _ephemeral_low()
+    >>> all(1024 <= free_port() < low for _ in range(5))
+    True
+    """
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = secrets.randbelow(min(low - 1024, 16_384)) + low - min(low - 1024, 16_384)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken: draw again
+            return port
+    with socket.socket() as s:  # that range full: the kernel's choice
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux; 32768 where it cannot be read)."""
+    try:
+        return max(2048, int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]))
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def scratch_dir(prefix: str) -> Path:
