@@ -28,8 +28,9 @@ def free_port() -> int:
     """A TCP port that is free on 127.0.0.1 right now, for a server started next (a worker's metrics, the broker).
 
     It is drawn below the kernel's ephemeral range: a port the kernel picked (``bind(0)``) is one it also hands to
-    outgoing connections, and with workers and the broker connecting to each other while they start, one did take
-    a port before the worker meant to listen on it could (``Address already in use``, seen once in session 11).
+    outgoing connections, and workers and the broker connect to each other while they start. (A worker's metrics
+    server once failed with ``Address already in use``, in session 11: most likely such a connection had taken
+    the port between the pick and the bind.)
 
     >>> low = _ephemeral_low()
     >>> all(1024 <= free_port() < low for _ in range(5))
