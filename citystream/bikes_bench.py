@@ -251,15 +251,13 @@ def _wait(procs: list[WorkerProcess], fixes: int, timeout_s: float, pids: list[t
         for i, one in enumerate(each):  # one key space: the workers' series apart by a worker label
             m.update({(name, (*labels, ("worker", str(i)))): v for (name, labels), v in one.items()})
         now = time.monotonic()
+        fix_rows, all_rows = _sum(m, "citystream_sink_rows_total", table="bike_fixes"), _sum(m, "citystream_sink_rows_total")
         if t0 is None and all(_sum(m, "citystream_assigned_partitions", worker=str(i)) > 0 for i in range(len(ports))):
-            t0, stored_at_t0 = now, _sum(m, "citystream_sink_rows_total", table="bike_fixes")
-            rows_at_t0 = _sum(m, "citystream_sink_rows_total")
+            t0, stored_at_t0, rows_at_t0 = now, fix_rows, all_rows
             cpu0 = [cpu_seconds(pid) for _, pid in pids]
         if t0 is not None and done_at is None:
-            progress.append((now - t0, _sum(m, "citystream_sink_rows_total", table="bike_fixes") - stored_at_t0,
-                             _sum(m, "citystream_sink_rows_total") - rows_at_t0))
-        stored = (_sum(m, "citystream_sink_rows_total", table="bike_fixes") >= fixes
-                  and _sum(m, "citystream_sink_rows_total", table="bike_violations") > 0)
+            progress.append((now - t0, fix_rows - stored_at_t0, all_rows - rows_at_t0))
+        stored = fix_rows >= fixes and _sum(m, "citystream_sink_rows_total", table="bike_violations") > 0
         # Settled: every lag is 0, or no worker finished a message for 3 s (a Faust commit can stall after
         # all the work is done; the same rule as the integration harness).
         settled = _sum(m, "citystream_consumer_lag") == 0 or min(

@@ -37,8 +37,9 @@ def free_port() -> int:
     True
     """
     low = _ephemeral_low()
+    span = min(low - 1024, 16_384)  # the ports drawn from: [low - span, low)
     for _ in range(200):
-        port = secrets.randbelow(min(low - 1024, 16_384)) + low - min(low - 1024, 16_384)
+        port = low - span + secrets.randbelow(span)
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
