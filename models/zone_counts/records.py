@@ -19,7 +19,7 @@ NONE = int(np.iinfo(np.int64).min)  # an empty slot of a ring or of the counted 
 UNSEEN = -(1 << 62)  # newest fix of a bike row with no accepted fix (minus the lateness: no overflow)
 ZONE_BITS = 32
 ZONE_MASK = (1 << ZONE_BITS) - 1
-BIKE_FORMAT = 0xB1  # low byte of the first word of a binary bike entry (JSON entries start with "[")
+BIKE_FORMAT = 0xB2  # low byte of the first word of a binary bike entry (0xB1: the whole row; JSON entries start with "[")
 WINDOW_BYTES = 32
 def _empty() -> NDArray[np.int64]:
     return np.empty(0, _I64)

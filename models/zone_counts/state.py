@@ -208,18 +208,26 @@ class CounterState:
 
     def bike_entries(self, partition: int, rows: NDArray[np.int64]) -> list[tuple[int, bytes, bytes]]:
         """State entries ``(partition, b"b|<bike>", value)`` of bike rows. The value is little-endian int64:
-        ``0xB1 | ring << 8 | partition << 24``, the newest fix time, the ring of recent fix times (right-aligned,
-        oldest first), the codes of the windows counted within the bike's lateness horizon (``NONE`` pads)."""
+        ``0xB2 | ring << 8 | partition << 24``, ``recent | counted << 32`` (how many of each follow), the newest
+        fix time, the recent fix times (oldest first), the codes of the windows counted within the bike's
+        lateness horizon. Only live slots are written: a bike with one recent fix and one window is 5 words
+        where the whole row (format ``0xB1``, still read by :meth:`load`) was ``2 + ring + 16``."""
         if not len(rows):
             return []
         ring = self.ring
-        words = np.empty((len(rows), 1 + self._bike.shape[1]), "<i8")
+        row = self._bike[rows]
+        words = np.empty((len(rows), 3 + row.shape[1] - 1), "<i8")
         words[:, 0] = BIKE_FORMAT | (ring << 8) | (partition << 24)
-        words[:, 1:] = self._bike[rows]
-        counted = words[:, 2 + ring:]
-        counted[counted < (((words[:, 1] - self.lateness_ms) // MINUTE_MS) << ZONE_BITS)[:, None]] = NONE
-        buf, size = words.tobytes(), 8 * words.shape[1]
-        values = [buf[i:i + size] for i in range(0, len(buf), size)]
+        words[:, 2:] = row
+        counted = words[:, 3 + ring:]
+        counted[counted < (((row[:, 0] - self.lateness_ms) // MINUTE_MS) << ZONE_BITS)[:, None]] = NONE
+        keep = words != NONE
+        keep[:, :3] = True
+        n_recent = keep[:, 3:3 + ring].sum(1)
+        words[:, 1] = n_recent | (keep[:, 3 + ring:].sum(1) << 32)
+        buf = words[keep].tobytes()  # row by row, each row's live words in column order
+        ends = (np.cumsum(keep.sum(1)) * 8).tolist()
+        values = [buf[a:z] for a, z in zip([0, *ends[:-1]], ends, strict=True)]
         return list(zip(repeat(partition), map(self._keys.__getitem__, rows.tolist()), values, strict=False))
 
     def bike_bytes(self, bike_id: str, partition: int) -> bytes:
@@ -288,8 +296,13 @@ class CounterState:
             if head >> 24 != partition:
                 continue
             ring = (head >> 8) & 0xFFFF
-            last = words[1]
-            self._set_row(self._slot_of(k[2:].decode()), last, [x for x in words[2:2 + ring] if x != NONE][-self.ring:],
-                          [x for x in words[2 + ring:] if x != NONE])
+            if head & 0xFF == BIKE_FORMAT:  # live slots only
+                n_recent, last = words[1] & 0xFFFFFFFF, words[2]
+                recent, counted = words[3:3 + n_recent], words[3 + n_recent:]
+            else:  # 0xB1: the whole row, NONE in the empty slots
+                last = words[1]
+                recent = [x for x in words[2:2 + ring] if x != NONE]
+                counted = [x for x in words[2 + ring:] if x != NONE]
+            self._set_row(self._slot_of(k[2:].decode()), last, recent[-self.ring:], counted)
             self.watermark = max(self.watermark, last)
         return self

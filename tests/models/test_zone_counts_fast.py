@@ -324,7 +324,8 @@ def test_entries_round_trip() -> None:
     seen = c.bike("A")
     assert seen == BikeSeen(300_000, [180_000, 240_000, 300_000], [(180_000, "z3"), (240_000, "z0"), (300_000, "z1")])
     log = dict(c.zone_entries(5)) | {k: v for _, k, v in c.bike_entries(5, out.bikes)}
-    assert log[b"z|5|1"] == b"z1" and len(log[b"b|A"]) == 8 * (2 + 3 + zs._COUNTED_WIDTH)
+    # live slots only: the two head words, the newest fix, 3 recent fixes, 3 windows within the lateness
+    assert log[b"z|5|1"] == b"z1" and len(log[b"b|A"]) == 8 * (3 + 3 + 3) and len(log[b"b|B"]) == 8 * (3 + 1 + 1)
     assert c.bike_bytes("A", 5) == log[b"b|A"]
     back = ZoneMinuteCounter(lateness_ms=120_000, ring=3).load(5, log.items())
     assert back.bike("A") == seen and back.bike("B") == c.bike("B") and back.watermark == 300_000
@@ -335,6 +336,21 @@ def test_entries_round_trip() -> None:
     minutes, zones, counts = c.window_state(np.concatenate([out.windows, [12345 << 32]]))  # one not live
     assert list(zip(minutes, zones, counts.tolist(), strict=True)) == [
         (k[0], k[1], [w.fixes, w.bikes, w.locked, w.last_offset]) for k, w in sorted(c.windows.items())]
+
+
+def test_the_whole_row_entries_of_earlier_versions_still_load() -> None:
+    c = ZoneMinuteCounter(lateness_ms=120_000, ring=3)
+    c.process(0, FixBatch.from_rows([("A", "op", 60_000 * k, 0.0, 0.0, True) for k in range(4)]),
+              np.array(["z0", "z1", "z0", "z1"]))
+    seen = c.bike("A")
+    code = {z: i for i, z in enumerate(c.zones)}
+    counted = [(m // MINUTE_MS) << 32 | code[z] for m, z in seen.counted]
+    # 0xB1 | ring << 8 | partition << 24, the newest fix, the ring (right-aligned, NONE first), the windows
+    old = np.array([0xB1 | 3 << 8 | 5 << 24, 180_000, zs.NONE, 120_000, 180_000, *counted]
+                   + [zs.NONE] * (zs._COUNTED_WIDTH - len(counted)), "<i8").tobytes()
+    back = ZoneMinuteCounter(lateness_ms=120_000, ring=3).load(5, [*c.zone_entries(5), (b"b|A", old)])
+    assert back.bike("A") == BikeSeen(180_000, [120_000, 180_000], seen.counted)
+    assert ZoneMinuteCounter(ring=3).load(4, [*c.zone_entries(4), (b"b|A", old)]).bike_ids() == []
 
 
 def test_parameters_and_empty_batch() -> None:
