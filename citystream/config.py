@@ -79,6 +79,13 @@ class Settings(BaseSettings):
         description="Fixes the GPS ingest may have sent ahead of the bike supervisor in this worker before it waits "
         "(backpressure: a worker catching up on a long backlog keeps it in Kafka, not in memory).",
     )
+    producer_batch_bytes: int = Field(
+        262_144, ge=16_384, le=1_000_000,
+        description="Max bytes of one record batch the workers produce (aiokafka's batch size). aiokafka keeps one "
+        "batch per partition in flight, so a state write of thousands of small entries waits one broker round trip "
+        "per batch: Faust's default, 16 KiB, made it a chain of ~100 per partition and write. At most the producer's "
+        "request size (1 MB) and the broker's message.max.bytes (1 MiB by default).",
+    )
     sink_batch_size: int = Field(5000, ge=1, description="Max messages a sink takes per ClickHouse insert.")
     sink_within_s: float = Field(1.0, gt=0, description="Max seconds a sink buffers before inserting.")
     sink_max_retries: int = Field(8, ge=0, description="Insert retries on transient errors (capped backoff).")

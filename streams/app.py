@@ -151,6 +151,7 @@ def create_pipeline(
         web_enabled=False,
         datadir=str(settings.data_dir / "faust"),
         producer_linger_ms=5,
+        producer_max_batch_size=settings.producer_batch_bytes,  # the state writes' round trips: see Settings
         table_standby_replicas=settings.standby_replicas,
         logging_config=None,
         TableManager=_TableManager,  # stream partitions resume after their seek: SeekFirstRecovery

@@ -1,8 +1,9 @@
 """Send many small records as a few Kafka record batches, straight through the aiokafka producer under Faust's.
 
 A Faust ``Topic.send`` per record pays Faust's per-message machinery (~30-50 us of Python), and aiokafka lets
-one 16 KiB batch per partition be in flight, so thousands of small rows or state entries per agent batch queue
-up behind broker round trips. Here records are appended to record batches per partition and handed to the
+one batch per partition be in flight, so thousands of small rows or state entries per agent batch queue up
+behind broker round trips: one per batch, which is why batches are ``CITYSTREAM_PRODUCER_BATCH_BYTES`` (256 KiB)
+rather than Faust's 16 KiB. Here records are appended to record batches per partition and handed to the
 producer; per partition, records keep their order, after anything sent before (the producer queues batches
 behind earlier records). Used for agent outputs (:func:`send_records`) and for state
 (``streams.state.send_entries``).
