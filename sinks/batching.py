@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from sinks.clickhouse import ClickHouse, SinkBackpressure, SinkRejected
 from sinks.metrics import Metrics
 
@@ -25,11 +27,13 @@ log = logging.getLogger(__name__)
 
 class Columns:
     """Rows given column by column (one sequence per column, of equal lengths). When every part of a batch
-    comes this way, :meth:`BatchingSink.cut` only concatenates columns: no tuple is built per row."""
+    comes this way, :meth:`BatchingSink.cut` only concatenates columns: no tuple is built per row. A column
+    that is a numpy array in every part stays one (clickhouse-connect writes a numeric array's bytes at once,
+    where a list is converted value by value)."""
 
     __slots__ = ("values",)
 
-    def __init__(self, *values: Sequence[Any]) -> None:
+    def __init__(self, *values: Sequence[Any] | np.ndarray) -> None:
         self.values = values
 
     def __len__(self) -> int:
@@ -82,8 +86,9 @@ class BatchingSink:
         """Rows waiting for the next flush."""
         return sum(len(r) for parts in self._buffers.values() for _, r in parts)
 
-    def cut(self) -> tuple[list[list[Any]], list[tuple[str, int, int]]]:
-        """The next batch as columns, cut deterministically (topic-partitions sorted, offsets sorted)."""
+    def cut(self) -> tuple[list[Any], list[tuple[str, int, int]]]:
+        """The next batch as columns (lists, or numpy arrays where every part gave one), cut deterministically
+        (topic-partitions sorted, offsets sorted)."""
         parts: list[Any] = []
         sources = []
         for tp in sorted(self._buffers):
@@ -91,11 +96,13 @@ class BatchingSink:
                 parts.append(part)
                 sources.append((tp[0], tp[1], offset))
         if parts and all(isinstance(p, Columns) for p in parts):
-            columns: list[list[Any]] = [[] for _ in self.columns]
-            for part in parts:
-                if len(part):
-                    for column, values in zip(columns, part.values, strict=True):
-                        column.extend(values)
+            columns: list[Any] = []
+            for i in range(len(self.columns)):
+                values = [part.values[i] for part in parts if len(part)]
+                if values and all(isinstance(v, np.ndarray) for v in values):
+                    columns.append(np.concatenate(values))
+                else:
+                    columns.append([x for v in values for x in v])
             return columns, sources
         rows = [r for p in parts for r in (zip(*p.values, strict=True) if isinstance(p, Columns) else p)]
         columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in self.columns]
@@ -122,7 +129,7 @@ class BatchingSink:
         finally:
             self._buffers.clear()
 
-    async def write(self, columns: list[list[Any]]) -> None:
+    async def write(self, columns: list[Any]) -> None:
         """Insert one batch; on backpressure wait ``retry_after`` and send the identical batch again."""
         retries = self.metrics.sink_retries.labels(table=self.table)
         started = time.perf_counter()

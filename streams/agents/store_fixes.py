@@ -15,9 +15,10 @@ COLUMNS = ("bike_id", "operator", "ts_ms", "lat", "lon", "locked")
 
 
 def rows_of(event: EventT) -> Columns:
-    """The fixes of a ``bike.fixes`` message (``models.fix_messages``) as columns."""
+    """The fixes of a ``bike.fixes`` message (``models.fix_messages``) as columns, the numeric ones as the
+    decoded numpy arrays (written by their bytes)."""
     b, _ = decode_fixes(event.value)
-    return Columns(b.bike_id, b.operator, b.ts.tolist(), b.lat.tolist(), b.lon.tolist(), b.locked.tolist())
+    return Columns(b.bike_id, b.operator, b.ts, b.lat, b.lon, b.locked)
 
 
 def register(pipe: Pipeline) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
+import numpy as np
 import orjson
 
 from models.dead_letter import DeadLetter
@@ -56,6 +57,12 @@ def test_columnar_parts_cut_like_rows() -> None:
     assert cut(cols) == expected
     assert cut(rows[:1] + cols[1:]) == expected  # mixed parts
     assert len(cols[0][3]) == 2
+    arrays = [(t, p, o, Columns(np.array([r[0] for r in part], np.int64), [r[1] for r in part])) for t, p, o, part in rows]
+    got, sources = cut(arrays)  # a column that is an array in every part stays one
+    assert isinstance(got[0], np.ndarray) and got[0].tolist() == [3, 1, 2] and got[1] == ["z", "x", "y"]
+    assert sources == expected[1]
+    got, _ = cut(cols[:1] + arrays[1:])  # arrays mixed with lists: a list
+    assert got == expected[0]
 
 
 def test_raw_records_dead_letter_like_events() -> None:
