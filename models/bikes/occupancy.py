@@ -5,7 +5,12 @@ holds more than its capacity.
 The bikes of one fence live in different bike partitions, so each supervisor only emits +1/-1
 deltas; this stage, fed by a topic keyed by zone, sums them. It keeps the set of bikes per zone
 and their recent departures rather than a bare count, so a re-delivered delta changes nothing.
-State is per zone (``export_zones``/``import_zones``), so a changelog keyed by zone can hold it.
+
+State goes to a changelog per bike and zone (:meth:`FenceOccupancy.drain_entries`, layout in
+:mod:`models.bikes.occupancy_entries`), so a state write costs the bikes that changed, not the zone's whole
+set: a zone as large as a fence-required island holds thousands of bikes and a day of departures.
+``export_zones``/``import_zones`` are the whole-zone form (snapshots, and the changelog entries of earlier
+versions, still read).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import NamedTuple
 
 import orjson
 
+from models.bikes import occupancy_entries as entries_
 from models.bikes.config import MINUTE_MS
 from models.bikes.events import OccupancyDelta, Violation, closed, opened
 from models.bikes.ordering import EventTimeBuffer
@@ -76,7 +82,12 @@ class FenceOccupancy:
         self.left: dict[str, dict[str, int]] = {}  # zone -> bike -> when it left (recent)
         self.minutes: dict[str, list[int]] = {}  # zone -> [minute, peak, version]
         self.ignored = 0  # deltas that changed nothing (re-deliveries, stale)
-        self.dirty: set[str] = set()  # zones changed since the last drain_changes
+        self.dirty: set[str] = set()  # zones changed since the last drain_entries
+        # (zone, bike) -> its (since, left) at the last drain_entries, for the bikes changed since (the undo record)
+        self.undo: dict[tuple[str, str], tuple[int | None, int | None]] = {}
+        self.seq = 0  # the sequence number of the next state write
+        self.stale: set[bytes] = set()  # bike keys written empty: deleted by the next write, after its zone heads
+        self.legacy: set[str] = set()  # zones restored from whole-zone entries: those keys go after the next write
         self._rows: dict[tuple[str, int], ZoneMinute] = {}  # the newest row per (zone, minute) since the last drain
         self._forgot = _NEVER
         self._buffer: EventTimeBuffer[OccupancyDelta] = EventTimeBuffer(_order, allowed_lateness_ms)
@@ -111,6 +122,7 @@ class FenceOccupancy:
             left = self.left.setdefault(zone_id, {})
             before, changed = len(bikes), False
             for d in group:
+                self._touch(zone_id, d.bike_id, bikes, left)
                 if self._change(bikes, left, d):
                     changed = True
                 else:
@@ -144,6 +156,11 @@ class FenceOccupancy:
         rows, self._rows = list(self._rows.values()), {}
         return rows
 
+    def _touch(self, zone_id: str, bike_id: str, bikes: dict[str, int], left: dict[str, int]) -> None:
+        """Note the bike's value before its first change since the last state write (its undo record)."""
+        if (zone_id, bike_id) not in self.undo:
+            self.undo[(zone_id, bike_id)] = (bikes.get(bike_id), left.get(bike_id))
+
     @staticmethod
     def _change(bikes: dict[str, int], left: dict[str, int], d: OccupancyDelta) -> bool:
         """Apply one delta unless it is a re-delivery or older than what is known of that bike."""
@@ -161,12 +178,19 @@ class FenceOccupancy:
         return True
 
     def _forget(self, before: int) -> None:
-        """Drop departure marks older than ``before`` (checked at most every quarter memory)."""
-        if before < self._forgot + self.memory_ms // 4:
+        """Drop departure marks older than ``before``, rounded down to a quarter of the memory (so the marks kept
+        are a function of the watermark alone: a stage restored from its changelog keeps the same ones)."""
+        step = max(1, self.memory_ms // 4)
+        before = before // step * step
+        if before <= self._forgot:
             return
         self._forgot = before
         for zone_id, left in self.left.items():
-            self.left[zone_id] = {b: t for b, t in left.items() if t >= before}
+            gone = [b for b, t in left.items() if t < before]
+            bikes = self.parked.get(zone_id, {})
+            for b in gone:
+                self._touch(zone_id, b, bikes, left)
+                del left[b]
 
     # -- per-zone state (a changelog keyed by zone) --------------------------------------------------
     def export_zones(self, zone_ids: Iterable[str]) -> dict[str, bytes]:
@@ -179,10 +203,16 @@ class FenceOccupancy:
                                    "minute": self.minutes.get(z)})
         return out
 
-    def drain_changes(self) -> dict[str, bytes]:
-        """:meth:`export_zones` of the zones changed since the last call."""
-        dirty, self.dirty = self.dirty, set()
-        return self.export_zones(sorted(dirty))
+    def drain_entries(self) -> list[tuple[bytes, bytes | None]]:
+        """The changelog writes of the changes since the last call, in the order to write them: the changed
+        bikes, then their zones' heads, then deletes (:mod:`models.bikes.occupancy_entries`)."""
+        return entries_.drain(self)
+
+    def import_entries(self, entries: Mapping[bytes, bytes]) -> None:
+        """Load the entries of :meth:`drain_entries` (and whole-zone entries of earlier versions) into a fresh
+        stage, on restore; a bike written by a state write whose zone head is missing (a crash in the middle of
+        it) gets its value from before that write."""
+        entries_.load(self, entries)
 
     def import_zones(self, entries: Mapping[str, bytes]) -> None:
         """Load zones exported by :meth:`export_zones` (into a fresh stage, on restore)."""

@@ -35,10 +35,10 @@ def register(pipe: Pipeline) -> None:
     register_supervise(pipe, setup)
 
     def zone_changes(m: FenceOccupancy) -> list[tuple[bytes, bytes | None]]:
-        return [(z.encode(), v) for z, v in m.drain_changes().items()]
+        return m.drain_entries()  # per bike and zone, in the order to write (models/bikes/occupancy_entries.py)
 
     def zone_restore(m: FenceOccupancy, entries: dict[bytes, bytes]) -> None:
-        m.import_zones({k.decode(): v for k, v in entries.items()})
+        m.import_entries(entries)
 
     def zone_rows(m: FenceOccupancy) -> list[dict[str, Any]]:
         return [occupancy_row(r, setup.kinds, setup.capacities) for r in m.drain_minutes()]
