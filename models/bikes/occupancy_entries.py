@@ -58,8 +58,7 @@ def drain(occ: FenceOccupancy) -> list[tuple[bytes, bytes | None]]:
     """
     stale, occ.stale = occ.stale, set()
     undo, occ.undo = occ.undo, {}
-    zones = set(occ.dirty)
-    occ.dirty = set()
+    zones, occ.dirty = occ.dirty, set()
     legacy, occ.legacy = occ.legacy, set()
     if not undo and not zones and not stale and not legacy:
         return []

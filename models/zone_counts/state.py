@@ -216,7 +216,7 @@ class CounterState:
             return []
         ring = self.ring
         row = self._bike[rows]
-        words = np.empty((len(rows), 3 + row.shape[1] - 1), "<i8")
+        words = np.empty((len(rows), 2 + row.shape[1]), "<i8")  # the two head words, then the row
         words[:, 0] = BIKE_FORMAT | (ring << 8) | (partition << 24)
         words[:, 2:] = row
         counted = words[:, 3 + ring:]

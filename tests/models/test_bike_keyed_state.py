@@ -10,6 +10,7 @@ import pytest
 
 from models.bikes import FenceOccupancy, FirstActive, FleetCounter, OccupancyDelta
 from models.bikes.config import DAY_MS, MINUTE_MS
+from tests.models.test_zone_counts_fast import apply
 
 NEVER = 1 << 62  # driven by advance_to alone, as streams/agents/bikes.py does
 DELTAS = [OccupancyDelta("F1", b, t, d) for b, t, d in
@@ -31,13 +32,9 @@ def test_minute_rows_carry_end_count_peak_and_a_growing_version() -> None:
 
 def _changelog(writes: list[tuple[bytes, bytes | None]], log: dict[bytes, bytes] | None = None) -> dict[bytes, bytes]:
     """A compacted changelog after ``writes`` (in order; None deletes)."""
-    log = dict(log or {})
-    for k, v in writes:
-        if v is None:
-            log.pop(k, None)
-        else:
-            log[k] = v
-    return log
+    table = dict(log or {})
+    apply(table, writes)
+    return table
 
 
 def test_zones_round_trip_through_per_bike_entries() -> None:
