@@ -86,6 +86,13 @@ class Settings(BaseSettings):
         "per batch: Faust's default, 16 KiB, made it a chain of ~100 per partition and write. At most the producer's "
         "request size (1 MB) and the broker's message.max.bytes (1 MiB by default).",
     )
+    fetch_max_wait_ms: int = Field(
+        200, ge=10, le=5_000,
+        description="How long the broker may hold a fetch that finds no new records (every consumer of the workers). "
+        "A consumer keeps one fetch in flight per broker, and partitions with records still buffered are left out of "
+        "it, so a fetch of only idle partitions holds the busy ones back for this long (Faust's own value is 1500). "
+        "Tansu answers such a fetch at half of it and never earlier.",
+    )
     sink_batch_size: int = Field(5000, ge=1, description="Max messages a sink takes per ClickHouse insert.")
     sink_within_s: float = Field(1.0, gt=0, description="Max seconds a sink buffers before inserting.")
     sink_max_retries: int = Field(8, ge=0, description="Insert retries on transient errors (capped backoff).")

@@ -26,6 +26,7 @@ from citystream.config import Role, Settings
 from sinks.clickhouse import ClickHouse
 from sinks.metrics import Metrics
 from streams.topics import TOPICS
+from streams.transport import fetch_wait_transport
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,8 @@ def create_pipeline(
         logging_config=None,
         TableManager=_TableManager,  # stream partitions resume after their seek: SeekFirstRecovery
     )
+    # Before anything reaches for the transport (app.topic does): Faust's consumer would wait 1500 ms a fetch.
+    app.transport = fetch_wait_transport(app, settings.fetch_max_wait_ms)
     if role in (Role.sinks, Role.all) and clickhouse is None:
         raise ValueError(f"role {role.value} runs sinks and needs a ClickHouse")
     pipe = Pipeline(

@@ -131,7 +131,7 @@ class BatchIngest:
         session_ms = int(s.session_timeout_s * 1000)
         return AIOKafkaConsumer(
             bootstrap_servers=s.broker_bootstrap, group_id=self.group, client_id=self.group,
-            enable_auto_commit=False, auto_offset_reset="earliest",
+            enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=s.fetch_max_wait_ms,
             session_timeout_ms=session_ms, heartbeat_interval_ms=max(200, session_ms // 6),
             rebalance_timeout_ms=max(session_ms, 10_000),
             request_timeout_ms=int(max(s.request_timeout_s, s.session_timeout_s) * 1000) + 5000,
