@@ -105,6 +105,16 @@ class PipelineRun:
         return (self.fixes - self.before_t0) / max(self.seconds, 1e-9)
 
     @property
+    def timed(self) -> bool:
+        """Whether any fix was stored inside the timed window. A recording small enough for the first workers of
+        a layout to store it all while the group still forms (seconds on Tansu) gives no figure for the layout.
+
+        >>> PipelineRun(1000, 1000, 2.0, 400, 0, 1000).timed, PipelineRun(1000, 1000, 2.0, 1000, 0, 1000).timed
+        (True, False)
+        """
+        return self.fixes > self.before_t0
+
+    @property
     def cores_busy(self) -> float:
         """CPU seconds of the timed processes (workers, broker) per second of the timed window: how much of the
         machine's cores the pipeline kept busy (below the core count: stages waited on each other).
