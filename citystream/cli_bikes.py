@@ -146,7 +146,6 @@ def register(app: typer.Typer, settings_of: Any) -> None:
 
 def _row(table: Table, mode: str, workers: int, run: Any, model: int, reference: Any = None) -> None:
     """One end-to-end figure of ``bench bikes`` (and its ratio to the reference job of the same mode)."""
-    fix_rows_at, rows_at, to_rows = run.fix_rows_s, run.rows_s, run.fixes_per_s_to_rows
     label = f"end to end, {mode}" + (f", {workers} workers" if workers > 1 else "")
     stored = (f"{run.violations:,} violations ({run.violation_rows:,} rows written), of which {run.per_bike:,} per "
               f"bike (pure model: {model:,}), {run.fix_rows:,} fix rows; worker peak RSS {run.peak_rss_mb:,.0f} MB")
@@ -155,6 +154,7 @@ def _row(table: Table, mode: str, workers: int, run: Any, model: int, reference:
                       f"all {run.fixes:,} fixes were stored before every worker held its partitions (while the "
                       f"group formed): too few to time {workers} workers, replay more (--bikes, --hours); {stored}")
         return
+    fix_rows_at, rows_at, to_rows = run.fix_rows_s, run.rows_s, run.fixes_per_s_to_rows
     table.add_row(label, f"{run.fixes_per_s:,.0f} fixes/s"
                   + (f"\n= {run.fixes_per_s / reference.fixes_per_s:.2g} × reference" if reference else ""),
                   f"{run.fixes:,} fixes in {run.messages:,} messages, {run.seconds:.1f} s"
