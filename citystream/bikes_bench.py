@@ -129,6 +129,16 @@ class PipelineRun:
         timed = max(self.fixes - self.before_t0, 1)
         return [(name, cpu * 1e6 / timed) for name, cpu in self.cpu_s]
 
+    def cpu_bound(self, cores: int) -> float | None:
+        """Fixes per second that ``cores`` could carry at this run's CPU per fix (summed over the processes) with
+        none of them ever idle: the most this layout can reach on the machine, whatever the waits.
+
+        >>> PipelineRun(1000, 1000, 1.0, 0, 0, 0, cpu_s=(("sinks", 0.004), ("streams", 0.006))).cpu_bound(2)
+        200000.0
+        """
+        total = sum(us for _, us in self.cpu_us_per_fix())
+        return cores * 1e6 / total if total > 0 else None
+
 
 def _count_fixes(rec: Recording) -> int:
     n = 0

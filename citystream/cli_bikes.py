@@ -155,13 +155,17 @@ def _row(table: Table, mode: str, workers: int, run: Any, model: int, reference:
                       f"group formed): too few to time {workers} workers, replay more (--bikes, --hours); {stored}")
         return
     fix_rows_at, rows_at, to_rows = run.fix_rows_s, run.rows_s, run.fixes_per_s_to_rows
+    cores = os.cpu_count() or 1
+    bound = run.cpu_bound(cores)
     table.add_row(label, f"{run.fixes_per_s:,.0f} fixes/s"
                   + (f"\n= {run.fixes_per_s / reference.fixes_per_s:.2g} × reference" if reference else ""),
                   f"{run.fixes:,} fixes in {run.messages:,} messages, {run.seconds:.1f} s"
                   + (f" after {run.before_t0:,} stored during the group's rebalance" if run.before_t0 else "")
                   + f"; {workers} worker process{'es' if workers > 1 else ''}; {stored}; CPU µs per fix: "
                   + ", ".join(f"{name} {us:.1f}" for name, us in run.cpu_us_per_fix())
-                  + f"; cores busy {run.cores_busy:.2f} of {os.cpu_count()}"
+                  + (f" ({sum(us for _, us in run.cpu_us_per_fix()):.1f} in all: at most {bound:,.0f} fixes/s on "
+                     f"{cores} cores with none ever idle)" if bound else "")
+                  + f"; cores busy {run.cores_busy:.2f} of {cores}"
                   + (f"; every fix a row after {fix_rows_at:.1f} s" if fix_rows_at is not None else "")
                   + (f"; the last row of any table after {rows_at:.1f} s ({to_rows:,.0f} fixes/s to it), the rest of "
                      "the window the offset commits and the drain check" if to_rows else ""))

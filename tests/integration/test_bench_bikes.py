@@ -45,6 +45,12 @@ def test_bench_bikes_prints_figures_and_stores_the_models_violations(tmp_path: P
     assert cpu and all(float(v) > 0 for v in cpu.groups()), text  # where a fix's cost goes, per process
     busy = re.search(r"cores busy ([\d.]+) of (\d+)", text)
     assert busy and 0 < float(busy.group(1)) <= int(busy.group(2)) + 0.5, text  # CPU of the processes / wall time
+    # The ceiling of the cores at that CPU per fix: the measured rate scaled from the cores kept busy to all of them.
+    bound = re.search(r"\(([\d.]+) in all: at most ([\d,]+) fixes/s on (\d+) cores with none ever idle\)", text)
+    assert bound and abs(float(bound.group(1)) - sum(float(v) for v in cpu.groups())) < 0.25, text
+    ceiling = int(bound.group(2).replace(",", ""))
+    assert ceiling == pytest.approx(int(rate.group(1).replace(",", "")) * int(bound.group(3)) / float(busy.group(1)),
+                                    rel=0.02), text
     # The reference job read the same recording, and the pipeline's figure is printed as a ratio of it.
     ref = re.search(r"reference job, batched\s*│\s*([\d,]+) fixes/s.*?([\d,]+) fixes in [\d.]+ s, same broker", text)
     assert ref and int(ref.group(1).replace(",", "")) > 0 and ref.group(2) == fixes.group(1), text
@@ -74,3 +80,5 @@ def test_a_layout_that_stored_everything_while_its_group_formed_is_reported_not_
     assert "fixes/s" not in untimed and "CPU µs" not in untimed and "of which 21 per bike" in untimed
     assert "2,838 fixes/s" in timed and "after 1,000 stored" in timed  # 5,960 / 2.1 s
     assert "CPU µs per fix: sinks 20.1, broker 21.8" in timed
+    cores = os.cpu_count() or 1  # 0.25 CPU seconds over 5,960 fixes: 41.9 µs a fix, the most cores can carry
+    assert f"(41.9 in all: at most {cores * 5960 / 0.25:,.0f} fixes/s on {cores} cores with none ever idle)" in timed
