@@ -75,6 +75,8 @@ class BatchingSink:
         self.columns = tuple(columns)
         self.metrics = metrics
         self.on_reject = on_reject
+        for counter in (metrics.sink_rows, metrics.sink_retries, metrics.sink_failures):
+            counter.labels(table=table)  # at 0 from the start: the first retry or failure is an increase (alerts)
         self._buffers: dict[tuple[str, int], list[tuple[int, list[tuple[Any, ...]] | Columns]]] = {}
 
     def add(self, rows: list[tuple[Any, ...]] | Columns, topic: str, partition: int, offset: int) -> None:

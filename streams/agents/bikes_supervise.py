@@ -59,6 +59,8 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
     q_op: dict[str, int] = {}
     flow = fix_flow(pipe)  # tells the ingest how far this stage got (backpressure)
     outcomes, gauge = pipe.metrics.bike_supervisor_fixes, pipe.metrics.bike_supervision
+    for k in COUNTERS:
+        outcomes.labels(outcome=k)  # at 0 from the start: the first fix behind the watermark is an increase (alerts)
 
     def sup_for(p: int) -> BikeSupervisor:
         """The supervisor of partition ``p``, rebuilt from the recovered table on first use."""

@@ -31,6 +31,9 @@ from streams.clock import YIELD_EVERY_FIXES
 from streams.partitioned import register_batch_agent
 from streams.state import END_MARKER, Entry, persist, raw_table
 
+#: The outcomes of ``citystream_bike_fixes_total`` (a fix counted, the same fix again, older than the lateness).
+_OUTCOMES = ("accepted", "duplicate", "late")
+
 
 def _window_key(p: int, minute_ms: int, zone: str) -> bytes:
     return f"w|{p}|{minute_ms}|{zone}".encode()
@@ -64,6 +67,8 @@ def register(pipe: Pipeline) -> None:
     reemit: dict[int, NDArray[np.int64]] = {}  # windows restored: emitted again with the next batch
     pipe.state["zone_counters"] = counters
     fixes_metric = pipe.metrics.fixes
+    for outcome in _OUTCOMES:
+        fixes_metric.labels(outcome=outcome)  # at 0 from the start (the late share is alerted on)
 
     def counter_for(p: int) -> ZoneMinuteCounter:
         """The counter of partition ``p``, rebuilt from the recovered table on first use."""
@@ -83,7 +88,7 @@ def register(pipe: Pipeline) -> None:
     async def _process(events: list[EventT]) -> None:
         changed_windows: dict[int, list[NDArray[np.int64]]] = defaultdict(list)
         changed_bikes: dict[int, list[NDArray[np.int64]]] = defaultdict(list)
-        tallies = {"accepted": 0, "duplicate": 0, "late": 0}
+        tallies = dict.fromkeys(_OUTCOMES, 0)
         since_yield = 0
         for ev in events:
             p = ev.message.partition

@@ -13,6 +13,7 @@ from citystream.config import Settings
 from replay.produce import produce_recording
 from replay.recording import Recording
 from streams.topics import FEEDS, ensure_topics
+from tests.deploy.promql import matches, parse, prometheus_exprs
 from tests.integration.harness import Stack
 from tests.integration.test_bike_pipeline import BAD, make_fixes, produce
 from tests.integration.test_incidents import produce_sample_incidents
@@ -59,7 +60,13 @@ def test_every_dashboard_query_returns_rows(stack: Stack) -> None:
     worker.wait_drained({"bike_fixes": len(fixes) + bike_fixes, "dead_letters": len(BAD), "bike_violations": 1,
                          "incident_transitions": incidents.transitions, "sensor_readings": len(readings),
                          "sensor_alerts": 1})
+    series = worker.metrics()
     worker.stop()
+    # Every selector of the alerting rules and the Prometheus panels picks series this worker exports (label
+    # values included: a topic pattern, a measure, an outcome), apart from Prometheus's own ``up``.
+    unmatched = [(where, name, matchers) for where, expr in prometheus_exprs() for name, matchers in parse(expr)[0]
+                 if name != "up" and not any(n == name and matches(dict(labels), matchers) for n, labels in series)]
+    assert not unmatched, f"selectors without a series: {unmatched}"
     queries = panel_queries()
     assert queries
     start = min(min(f["ts"] for f in fixes) // 1000, incidents.start_s, readings[0]["ts"] // 1000,

@@ -8,10 +8,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import orjson
+from prometheus_client import CollectorRegistry
 
 from models.dead_letter import DeadLetter
 from models.gps.checks import check_fix
 from sinks.batching import BatchingSink, Columns
+from sinks.metrics import Metrics
 from streams.deadletters import send_record_dead_letters
 
 FIX = {"bike_id": "MT-1", "operator": "meituan", "ts": 1795244405000, "lat": 24.48, "lon": 118.09, "locked": True}
@@ -43,9 +45,19 @@ def test_fix_fast_path_agrees_with_the_full_checks() -> None:
             assert [type(x) for x in fast] == [type(x) for x in full], f
 
 
+def test_a_sink_exports_its_tables_insert_counters_at_zero_from_the_start() -> None:
+    """So the first retry or refused batch is an increase for an alert (``increase()`` over a series that did not
+    exist before its first sample sees nothing)."""
+    registry = CollectorRegistry()
+    BatchingSink(None, "bike_fixes", ("a",), Metrics.create(registry))  # type: ignore[arg-type]
+    for name in ("citystream_sink_rows_total", "citystream_sink_retries_total", "citystream_sink_failures_total"):
+        assert registry.get_sample_value(name, {"table": "bike_fixes"}) == 0.0, name
+    assert registry.get_sample_value("citystream_sink_retries_total", {"table": "other"}) is None
+
+
 def test_columnar_parts_cut_like_rows() -> None:
     def cut(parts: list) -> tuple:
-        sink = BatchingSink(None, "t", ("a", "b"), None)  # type: ignore[arg-type]
+        sink = BatchingSink(None, "t", ("a", "b"), Metrics.create(CollectorRegistry()))  # type: ignore[arg-type]
         for topic, p, off, part in parts:
             sink.add(part, topic, p, off)
         return sink.cut()
