@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from citystream.config import Role, Settings, load_settings
 
@@ -108,12 +109,16 @@ def worker(
     Scale out by starting more workers with the same role: Kafka spreads the partitions over them.
     """
     gc.disable()  # start-up only builds what lives for the whole run: collected once, then frozen (tune_gc)
-    from citystream.worker import run_worker
+    from citystream.worker import StartupError, run_worker
 
     settings = _settings(broker=broker_url, clickhouse_dsn=clickhouse, metrics_port=metrics_port,
                          partitions=partitions, log_level=log_level)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run_worker(settings, role)
+    try:
+        run_worker(settings, role)
+    except StartupError as exc:
+        err.print(f"[red]worker did not start:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -167,10 +172,16 @@ cli_replay.register_bench(bench_app)
 
 def main() -> None:
     """Entry point of the ``citystream`` console script."""
+    from kafka.errors import KafkaError
+
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except KafkaError as exc:  # a command that talks to Kafka (replay, record, ...) could not reach the broker
+        err.print(f"[red]Kafka:[/] {escape(' '.join(str(exc).split()))}. Is the broker of CITYSTREAM_BROKER (or "
+                  "--broker) running and reachable?")
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # python -m citystream.cli: run the imported module's app, the one the sub-modules

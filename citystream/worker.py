@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-__all__ = ["BoundedWorker", "build", "run_worker"]
+__all__ = ["BoundedWorker", "StartupError", "build", "run_worker"]
 
 import logging
 import os
@@ -14,6 +14,8 @@ import threading
 from typing import Any
 
 import faust
+from clickhouse_connect.driver.exceptions import ClickHouseError
+from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, start_http_server
 
 from citystream.config import Role, Settings
@@ -53,17 +55,61 @@ class BoundedWorker(faust.Worker):
         os._exit(0)
 
 
+class StartupError(RuntimeError):
+    """A worker cannot start: what it could not reach or read, and the setting that names it (the command line
+    prints this message, not a traceback; ``--log-level debug`` logs the traceback too)."""
+
+
 def build(settings: Settings, role: Role, registry: CollectorRegistry | None = None) -> Pipeline:
-    """Create topics, open ClickHouse (for sink roles) and build the pipeline for ``role``."""
-    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
-    ensure_topics(settings)
+    """Create topics, open ClickHouse (for sink roles) and build the pipeline for ``role``; :class:`StartupError`
+    if the broker or ClickHouse cannot be reached, or a configured file (geography, fences) cannot be read."""
+    try:
+        (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _startup(f"cannot create the data directory {settings.data_dir} (CITYSTREAM_DATA_DIR)", exc) from exc
+    try:
+        ensure_topics(settings)
+    except KafkaError as exc:
+        raise _startup(f"cannot reach the Kafka broker at {settings.broker_bootstrap} (CITYSTREAM_BROKER)", exc) from exc
     clickhouse = None
     if role in (Role.sinks, Role.all):
         password = settings.clickhouse_password.get_secret_value() if settings.clickhouse_password else None
         clickhouse = ClickHouse(settings.clickhouse_dsn, password, max_retries=settings.sink_max_retries)
-        clickhouse.setup()
+        try:
+            clickhouse.setup()
+        except (ClickHouseError, OSError) as exc:
+            clickhouse.close()
+            raise _startup(f"cannot open ClickHouse at {_without_password(settings.clickhouse_dsn)} "
+                           "(CITYSTREAM_CLICKHOUSE_DSN) and apply its migrations", exc) from exc
     metrics = Metrics.create(registry or CollectorRegistry())
-    return create_pipeline(settings, role, metrics=metrics, clickhouse=clickhouse)
+    try:
+        return create_pipeline(settings, role, metrics=metrics, clickhouse=clickhouse)
+    except (OSError, ValueError) as exc:  # the geography and fence files are read here (they name themselves)
+        if clickhouse is not None:
+            clickhouse.close()
+        raise _startup("cannot build the pipeline from its configuration (CITYSTREAM_GEOGRAPHY, "
+                       "CITYSTREAM_FENCES_CSV, ...)", exc) from exc
+
+
+def _startup(what: str, exc: BaseException) -> StartupError:
+    log.debug("%s", what, exc_info=exc)
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    return StartupError(f"{what}: {type(exc).__name__}: {detail}")
+
+
+def _without_password(dsn: str) -> str:
+    """``dsn`` with any password replaced by ``***``.
+
+    >>> _without_password("http://citystream:s3cret@clickhouse:8123/citystream"), _without_password("chdb://./var")
+    ('http://citystream:***@clickhouse:8123/citystream', 'chdb://./var')
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def worker_of(pipe: Pipeline) -> BoundedWorker:
