@@ -50,6 +50,20 @@ def _settings(**overrides: object) -> Settings:
         raise typer.Exit(2) from None
 
 
+def simulator_recording(rec: Path, files: tuple[str, ...], param_hint: str) -> Path:
+    """``rec`` if it is a recording directory holding ``files`` (the simulator's ground truth, geography, ...), else
+    a usage error that says what is missing and why scoring needs it."""
+    if not rec.is_dir():
+        raise typer.BadParameter(f"recording directory not found: {rec}", param_hint=param_hint)
+    missing = [name for name in files if not (rec / name).is_file()]
+    if missing:
+        raise typer.BadParameter(
+            f"{rec} has no {' or '.join(missing)}: scoring needs a simulator recording (citystream simulate), whose "
+            "truth says what should be found; imported real feeds have none (replay them with citystream demo "
+            "--recording)", param_hint=param_hint)
+    return rec
+
+
 def _speed(value: str) -> float | None:
     if value == "max":
         return None

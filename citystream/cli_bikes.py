@@ -29,7 +29,7 @@ def _simulated(hours: float, bikes: int, seed: int, batched: bool = False) -> Pa
 
 def register(app: typer.Typer, settings_of: Any) -> None:
     """Add ``eval bikes`` and ``bench bikes`` to the shared ``eval``/``bench`` groups."""
-    from citystream.cli import bench_app, eval_app
+    from citystream.cli import bench_app, eval_app, simulator_recording
 
     @eval_app.command("bikes")
     def eval_bikes(
@@ -49,6 +49,7 @@ def register(app: typer.Typer, settings_of: Any) -> None:
         from streams.agents.bikes_geo import load_bike_setup
 
         rec = recording or _simulated(hours, bikes, seed)
+        simulator_recording(rec, ("ground_truth.jsonl.gz", "geography.geojson"), "RECORDING")
         settings = settings_of(geography=rec / "geography.geojson", partitions=partitions)
         setup = load_bike_setup(settings)
         t = time.perf_counter()

@@ -29,7 +29,7 @@ def _simulated(hours: float, sensors: int, seed: int) -> Path:
 
 def register(app: typer.Typer, settings_of: Any) -> None:
     """Add ``eval sensors`` and ``bench sensors`` to the shared ``eval``/``bench`` groups."""
-    from citystream.cli import bench_app, eval_app
+    from citystream.cli import bench_app, eval_app, simulator_recording
 
     @eval_app.command("sensors")
     def eval_sensors(
@@ -49,7 +49,8 @@ def register(app: typer.Typer, settings_of: Any) -> None:
         (rules + anomaly model + offline) on a simulated recording; NAB standard score on NAB artificial."""
         from citystream.evaluation.sensors import evaluate_recording
 
-        rec = recording or _simulated(hours, sensors, seed)
+        rec = simulator_recording(recording, ("ground_truth.jsonl.gz",), "--recording") if recording else (
+            _simulated(hours, sensors, seed))
         t = time.perf_counter()
         with console.status("scoring the recording"):
             ev = evaluate_recording(rec, warmup_h=warmup_hours)
