@@ -166,7 +166,7 @@ def register(app: typer.Typer, settings_of: typer.models.CommandFunctionType) ->
                     overwrite=overwrite,
                 )
             except FileExistsError as exc:
-                err.print(f"[red]{exc}[/] (use --overwrite)")
+                err.print(f"[red]{exc}[/]")
                 raise typer.Exit(2) from None
         console.print(str(summary))
 

@@ -123,7 +123,7 @@ class RecordingWriter:
         old = [self.path / MANIFEST, *self.path.glob("*.jsonl.gz")] if self.path.is_dir() else []
         old = [p for p in old if p.exists()]
         if old and not overwrite:
-            raise FileExistsError(f"{self.path} already holds a recording (pass overwrite=True)")
+            raise FileExistsError(f"{self.path} already holds a recording (overwrite replaces it: --overwrite)")
         for p in old:
             p.unlink()
         self.path.mkdir(parents=True, exist_ok=True)

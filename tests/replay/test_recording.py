@@ -129,7 +129,7 @@ def test_unknown_feed_and_bad_lines(tmp_path: Path) -> None:
 
 def test_writer_refuses_and_overwrites(tmp_path: Path) -> None:
     write(tmp_path / "r")
-    with pytest.raises(FileExistsError, match="overwrite=True"):
+    with pytest.raises(FileExistsError, match="already holds a recording"):
         RecordingWriter(tmp_path / "r", "again")
     with RecordingWriter(tmp_path / "r", "again", overwrite=True) as w:
         w.add("sensor_telemetry", "S9", 9, b"{}")
