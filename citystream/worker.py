@@ -70,7 +70,8 @@ def build(settings: Settings, role: Role, registry: CollectorRegistry | None = N
     try:
         ensure_topics(settings)
     except KafkaError as exc:
-        raise _startup(f"cannot reach the Kafka broker at {settings.broker_bootstrap} (CITYSTREAM_BROKER)", exc) from exc
+        raise _startup(f"cannot list or create the topics on the Kafka broker at {settings.broker_bootstrap} "
+                       "(CITYSTREAM_BROKER; CITYSTREAM_PARTITIONS, CITYSTREAM_REPLICATION)", exc) from exc
     clickhouse = None
     if role in (Role.sinks, Role.all):
         password = settings.clickhouse_password.get_secret_value() if settings.clickhouse_password else None
@@ -93,8 +94,10 @@ def build(settings: Settings, role: Role, registry: CollectorRegistry | None = N
 
 def _startup(what: str, exc: BaseException) -> StartupError:
     log.debug("%s", what, exc_info=exc)
-    detail = " ".join(str(exc).split()) or type(exc).__name__
-    return StartupError(f"{what}: {type(exc).__name__}: {detail}")
+    name, detail = type(exc).__name__, " ".join(str(exc).split())
+    if not detail.startswith(name):  # kafka-python's errors name themselves
+        detail = f"{name}: {detail}" if detail else name
+    return StartupError(f"{what}: {detail}")
 
 
 def _without_password(dsn: str) -> str:
