@@ -129,14 +129,19 @@ class PipelineRun:
         timed = max(self.fixes - self.before_t0, 1)
         return [(name, cpu * 1e6 / timed) for name, cpu in self.cpu_s]
 
+    @property
+    def cpu_us_total(self) -> float:
+        """CPU microseconds per fix timed, summed over the processes."""
+        return sum(us for _, us in self.cpu_us_per_fix())
+
     def cpu_bound(self, cores: int) -> float | None:
-        """Fixes per second that ``cores`` could carry at this run's CPU per fix (summed over the processes) with
+        """Fixes per second that ``cores`` could carry at this run's CPU per fix (:attr:`cpu_us_total`) with
         none of them ever idle: the most this layout can reach on the machine, whatever the waits.
 
         >>> PipelineRun(1000, 1000, 1.0, 0, 0, 0, cpu_s=(("sinks", 0.004), ("streams", 0.006))).cpu_bound(2)
         200000.0
         """
-        total = sum(us for _, us in self.cpu_us_per_fix())
+        total = self.cpu_us_total
         return cores * 1e6 / total if total > 0 else None
 
 

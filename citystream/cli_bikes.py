@@ -164,7 +164,7 @@ def _row(table: Table, mode: str, workers: int, run: Any, model: int, reference:
                   + (f" after {run.before_t0:,} stored during the group's rebalance" if run.before_t0 else "")
                   + f"; {workers} worker process{'es' if workers > 1 else ''}; {stored}; CPU µs per fix: "
                   + ", ".join(f"{name} {us:.1f}" for name, us in run.cpu_us_per_fix())
-                  + (f" ({sum(us for _, us in run.cpu_us_per_fix()):.1f} in all: at most {bound:,.0f} fixes/s on "
+                  + (f" ({run.cpu_us_total:.1f} in all: at most {bound:,.0f} fixes/s on "
                      f"{cores} cores with none ever idle)" if bound else "")
                   + f"; cores busy {run.cores_busy:.2f} of {cores}"
                   + (f"; every fix a row after {fix_rows_at:.1f} s" if fix_rows_at is not None else "")

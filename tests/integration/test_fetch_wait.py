@@ -7,12 +7,15 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from citystream.config import Role, Settings
 from streams.app import create_pipeline
+
+pytestmark = pytest.mark.integration
 
 
 async def _latencies(consumer: object, bootstrap: str, topic: str, sends: int) -> list[float]:
