@@ -14,7 +14,7 @@ in the error, when the run fails.
 from __future__ import annotations
 
 __all__ = ["PipelineRun", "pipeline_throughput", "score_through_pipeline", "supervisor_throughput",
-           "memory_per_bike", "model_violations"]
+           "memory_per_bike", "model_violations", "cost_split", "COST_SPLIT"]
 
 import gc
 import os
@@ -25,7 +25,7 @@ import tempfile
 import time
 import tracemalloc
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +38,7 @@ from citystream.config import Settings
 from citystream.embedded import TansuBroker, free_port
 from citystream.geofence_baseline import BaselineRun, run_baseline
 from citystream.workers import WorkerProcess, cpu_seconds, metric_sum, query_chdb
-from models.bikes import BikeSupervisor, Violation
+from models.bikes import BikeSupervisor, Event, Violation
 from models.bikes.bench import bench_process, synthetic_fleet
 from models.gps import FixBatch
 from replay.produce import produce_recording
@@ -169,12 +169,14 @@ def _scratch() -> Iterator[Path]:
 
 
 def _run(settings: Settings, rec: Recording, timeout_s: float, work: Path, workers: int = 1,
-         baseline: bool = False) -> tuple[PipelineRun, str]:
+         baseline: bool = False, worker_env: dict[str, str] | None = None, violations: bool = True
+         ) -> tuple[PipelineRun, str]:
     """Replay ``rec``'s GPS feed, run the workers until drained; returns the run and its chDB DSN (in ``work``).
 
     ``workers`` = 1: one ``--role all`` worker. More: one ``--role sinks`` worker (chDB is single-process) and
     ``workers - 1`` ``--role streams`` workers in one group, sharing the partitions. ``baseline``: then run the
-    reference geofence job on the same topic (the workers stopped)."""
+    reference geofence job on the same topic (the workers stopped). ``worker_env``: more of the workers' settings.
+    ``violations``: the run stores some (drained means they are stored too)."""
     prefix = f"b{uuid.uuid4().hex[:8]}"
     dsn = f"chdb://{work / 'clickhouse'}"
     fixes = _count_fixes(rec)
@@ -195,12 +197,13 @@ def _run(settings: Settings, rec: Recording, timeout_s: float, work: Path, worke
                     "CITYSTREAM_DATA_DIR": str(work / f"var{i}"), "CITYSTREAM_MONITOR_INTERVAL_S": "0.5",
                     "CITYSTREAM_GEOGRAPHY": str(rec.path / "geography.geojson"),
                     "CITYSTREAM_STANDBY_REPLICAS": "0",  # two cores: no worker replays another's changelog
+                    **(worker_env or {}),
                 })
                 procs.append(WorkerProcess.start(role, env, work / f"worker{i}.log", port))
             pids = [(role, p.proc.pid) for role, p in zip(roles, procs, strict=True)]
             if broker.process is not None:
                 pids.append(("broker", broker.process.pid))
-            t0, t1, before, m, cpu, progress = _wait(procs, fixes, timeout_s, pids)
+            t0, t1, before, m, cpu, progress = _wait(procs, fixes, timeout_s, pids, violations)
             peak_mb = max(p.peak_rss_mb() for p in procs)
             for p in procs:
                 if crash := p.crashed():  # a crashed agent stops acking: "idle" would pass for drained
@@ -227,6 +230,9 @@ def _run(settings: Settings, rec: Recording, timeout_s: float, work: Path, worke
     return run, dsn
 
 
+#: ``thinned:N`` of the cost split's frame: the supervisor sees the fixes of 1 bike in N.
+THINNED = 100
+
 #: Violation kinds the bike supervisor decides per bike (the pure model's, :func:`model_violations`).
 PER_BIKE_KINDS = ("no_parking", "outside_fence", "zombie", "black_bike")
 
@@ -237,7 +243,6 @@ def model_violations(settings: Settings, recording: Path) -> tuple[int, float]:
     model's fixes/s on it (batches of 5,000 fixes split per partition, decoding not timed)."""
     from citystream.bikes_eval import read_fix_batches, supervise
     from streams.agents.bikes_geo import load_bike_setup
-    from streams.agents.bikes_rows import output_rows
 
     rec = Recording.open(recording)
     setup = load_bike_setup(Settings(**{**settings.model_dump(), "geography": rec.path / "geography.geojson"}))
@@ -245,16 +250,22 @@ def model_violations(settings: Settings, recording: Path) -> tuple[int, float]:
     started = time.perf_counter()
     events, _ = supervise(batches, setup.config, setup.index, partitions=settings.partitions)
     rate = sum(len(b) for b in batches) / max(time.perf_counter() - started, 1e-9)
-    return len({r["violation_id"] for r in output_rows(events) if r["t"] == "violation"}), rate
+    return _distinct_violations(events), rate
 
 
-def _wait(procs: list[WorkerProcess], fixes: int, timeout_s: float, pids: list[tuple[str, int]]
-          ) -> tuple[float, float, float, dict, tuple[tuple[str, float], ...], tuple[tuple[float, float, float], ...]]:
+def _distinct_violations(events: Iterable[Event]) -> int:
+    from streams.agents.bikes_rows import output_rows
+
+    return len({r["violation_id"] for r in output_rows(list(events)) if r["t"] == "violation"})
+
+
+def _wait(procs: list[WorkerProcess], fixes: int, timeout_s: float, pids: list[tuple[str, int]],
+          violations: bool = True) -> tuple[float, float, float, dict, tuple[tuple[str, float], ...], tuple[tuple[float, float, float], ...]]:
     """(assigned at, drained at, fix rows stored when assigned, last metrics of all workers, CPU seconds each of
     ``pids`` used from assigned to drained, :attr:`PipelineRun.progress`).
 
     Assigned: every worker holds partitions (with several workers, after the group's rebalance; fixes stored
-    before are not timed). Drained: every fix and some violations stored, then settled for 1 s (the drain
+    before are not timed). Drained: every fix and (``violations``) some violations stored, then settled for 1 s (the drain
     time is when it first settled)."""
     deadline = time.monotonic() + timeout_s
     t0 = done_at = None
@@ -282,7 +293,8 @@ def _wait(procs: list[WorkerProcess], fixes: int, timeout_s: float, pids: list[t
             cpu0 = [cpu_seconds(pid) for _, pid in pids]
         if t0 is not None and done_at is None:
             progress.append((now - t0, fix_rows - stored_at_t0, all_rows - rows_at_t0))
-        stored = fix_rows >= fixes and _sum(m, "citystream_sink_rows_total", table="bike_violations") > 0
+        stored = fix_rows >= fixes and (not violations or _sum(m, "citystream_sink_rows_total",
+                                                               table="bike_violations") > 0)
         # Settled: every lag is 0, or no worker finished a message for 3 s (a Faust commit can stall after
         # all the work is done; the same rule as the integration harness).
         settled = _sum(m, "citystream_consumer_lag") == 0 or min(
@@ -325,6 +337,50 @@ def pipeline_throughput(settings: Settings, recording: Path, timeout_s: float = 
     """GPS fixes/s of the whole pipeline on a recording (see the module docstring)."""
     with _scratch() as work:
         return _run(settings, Recording.open(recording), timeout_s, work, workers, baseline)[0]
+
+
+#: ``bench bikes --cost-split``: (label, ``CITYSTREAM_BENCH_SUPERVISOR`` with ``{events}`` for the events file, what
+#: the stand-in takes away; see :mod:`models.bikes.whatif`).
+COST_SPLIT = (
+    ("the supervisor's rules free", "precomputed:{events}",
+     "its events precomputed by the pure model and released by event time; every output and per-bike state entry "
+     "still sent, keyed, counted and stored"),
+    ("... and no per-bike state", "precomputed-stateless:{events}",
+     "the same outputs, no bike_state changelog entries"),
+    (f"the frame: 1 bike in {THINNED} supervised", f"thinned:{THINNED}",
+     f"the real model fed the fixes of 1 bike in {THINNED}: almost no detections, parkings, counts or state entries; the "
+     "ingest, bike.fixes, zone counting, the raw-fix sink and every hop as in the full run"),
+)
+
+
+def cost_split(settings: Settings, recording: Path, workers: int = 3, timeout_s: float = 900.0
+               ) -> list[tuple[str, str, PipelineRun, int]]:
+    """The full pipeline on ``recording`` and then again with each stand-in of :data:`COST_SPLIT` for the bike
+    supervisor: (label, what it takes away, run, the per-bike violations the pure model finds on what that
+    supervisor sees) per run, the full one first. What the pipeline costs without the rules' CPU, without their
+    state, and without their outputs, in one process layout and one sitting."""
+    from citystream.bikes_eval import read_fix_batches, supervise, supervise_partitions
+    from models.bikes.whatif import dump_events, thinned_bike
+
+    rec = Recording.open(recording)
+    out = []
+    with _scratch() as work:
+        setup = load_bike_setup(Settings(**{**settings.model_dump(), "geography": rec.path / "geography.geojson"}))
+        batches = list(read_fix_batches(rec))
+        events, _ = supervise_partitions(batches, setup.config, setup.index, settings.partitions)
+        dump_events(work / "events.jsonl", events)
+        everything = _distinct_violations(e for part in events for e in part)
+        kept = [b.take(np.flatnonzero([thinned_bike(x, THINNED) for x in b.bike_id])) for b in batches]
+        thinned = _distinct_violations(supervise(kept, setup.config, setup.index, settings.partitions)[0])
+        runs = [("the full pipeline", "", "", everything)] + [
+            (label, spec.format(events=work / "events.jsonl"), what, thinned if spec.startswith("thinned") else everything)
+            for label, spec, what in COST_SPLIT]
+        for i, (label, spec, what, model) in enumerate(runs):
+            (work / str(i)).mkdir()
+            run, _ = _run(settings, rec, timeout_s, work / str(i), workers,
+                          worker_env={"CITYSTREAM_BENCH_SUPERVISOR": spec}, violations=model > 0)
+            out.append((label, what, run, model))
+    return out
 
 
 def score_through_pipeline(settings: Settings, recording: Path, timeout_s: float = 900.0

@@ -18,7 +18,8 @@ Scoring rules:
 
 from __future__ import annotations
 
-__all__ = ["SCORED_KINDS", "KindScore", "read_fix_batches", "supervise", "score_violations", "evaluate_recording"]
+__all__ = ["SCORED_KINDS", "KindScore", "read_fix_batches", "supervise", "supervise_partitions", "score_violations",
+           "evaluate_recording"]
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -99,18 +100,26 @@ def supervise(batches: Iterable[FixBatch], config: SupervisionConfig, index: Zon
     the newest fix of all minus the allowed lateness: where the pipeline's partitions end once every source
     is read to its end (``models/source_clock.py``).
 
-    Returns the events (time order within a partition) and the summed counters.
+    Returns the events (partition after partition, time order within a partition) and the summed counters.
     """
+    by_partition, stats = supervise_partitions(batches, config, index, partitions, until_ts)
+    return [e for events in by_partition for e in events], stats
+
+
+def supervise_partitions(batches: Iterable[FixBatch], config: SupervisionConfig, index: ZoneIndex,
+                         partitions: int = 1, until_ts: int | None = None) -> tuple[list[list[Event]], dict[str, int]]:
+    """:func:`supervise` with each partition's events apart (what the pipeline's supervisor of that partition
+    emits)."""
     sups = [BikeSupervisor(config, index) for _ in range(partitions)]
-    events: list[Event] = []
+    events: list[list[Event]] = [[] for _ in range(partitions)]
     for batch in batches:
         for p, part in split_by_partition(batch, partitions).items():
-            events += sups[p].process(part)
+            events[p] += sups[p].process(part)
     if until_ts is None and any(sup.max_seen != UNSEEN for sup in sups):
         until_ts = max(sup.max_seen for sup in sups) - config.allowed_lateness_ms
     if until_ts is not None:
-        for sup in sups:
-            events += sup.advance_to(until_ts)
+        for p, sup in enumerate(sups):
+            events[p] += sup.advance_to(until_ts)
     stats: dict[str, int] = defaultdict(int)
     for sup in sups:
         for k, v in sup.stats.items():

@@ -85,6 +85,11 @@ def register(app: typer.Typer, settings_of: Any) -> None:
                                                     "loop, vectorized, on the same broker and recording (after the "
                                                     "first layout's workers stopped), and print each pipeline "
                                                     "figure as a ratio of it.")] = True,
+        cost_split: Annotated[bool, typer.Option(help="Instead, per mode: run the last layout of --workers four times, "
+                                                      "with the real bike supervisor and with three stand-ins that "
+                                                      "take part of its work away (its rules' CPU; that and its "
+                                                      "per-bike state; nearly all its outputs), and print where "
+                                                      "a fix's CPU goes.")] = False,
     ) -> None:
         """GPS fixes/s through the bike agents end to end (embedded Tansu -> worker -> ClickHouse rows, violations
         detected), with one fix per message and with operator batches, per worker layout, timed from partition
@@ -114,6 +119,10 @@ def register(app: typer.Typer, settings_of: Any) -> None:
         for c in ("figure", "value", "detail"):
             table.add_column(c)
         settings = settings_of(partitions=partitions)
+        if cost_split:
+            _cost_split(table, settings, [m.strip() for m in modes.split(",") if m.strip()], layouts[-1], hours, bikes)
+            console.print(table)
+            return
         for mode in [m.strip() for m in modes.split(",") if m.strip()]:
             rec = _simulated(hours, bikes, seed=1, batched=mode == "batched")
             with console.status(f"{mode}: the pure model on {rec}"):
@@ -170,6 +179,37 @@ def _row(table: Table, mode: str, workers: int, run: Any, model: int, reference:
                   + (f"; every fix a row after {fix_rows_at:.1f} s" if fix_rows_at is not None else "")
                   + (f"; the last row of any table after {rows_at:.1f} s ({to_rows:,.0f} fixes/s to it), the rest of "
                      "the window the offset commits and the drain check" if to_rows else ""))
+
+
+def _cost_split(table: Table, settings: Any, modes: list[str], workers: int, hours: float, bikes: int) -> None:
+    """``bench bikes --cost-split``: the full pipeline, then each stand-in of ``COST_SPLIT``, per mode."""
+    from citystream.bikes_bench import COST_SPLIT, cost_split
+
+    cores = os.cpu_count() or 1
+    for mode in modes:
+        rec = _simulated(hours, bikes, seed=1, batched=mode == "batched")
+        with console.status(f"{mode}: the pure model's events, then {len(COST_SPLIT) + 1} runs of {workers} worker "
+                            "process(es): the full pipeline and each stand-in for the supervisor"):
+            runs = cost_split(settings, rec, workers)
+        full = runs[0][2].cpu_us_total
+        for label, what, run, model in runs:
+            bound = run.cpu_bound(cores)
+            if not run.timed:
+                table.add_row(f"{mode}, {workers} worker{'s' if workers > 1 else ''}: {label}", "not timed",
+                              f"all {run.fixes:,} fixes were stored while the group formed: replay more (--bikes, "
+                              f"--hours); {run.per_bike:,} per-bike violations stored (pure model: {model:,})")
+                continue
+            table.add_row(f"{mode}, {workers} worker{'s' if workers > 1 else ''}: {label}",
+                          f"{run.fixes_per_s:,.0f} fixes/s" if run.timed else "not timed",
+                          (f"{what}; " if what else "")
+                          + "CPU µs per fix: " + ", ".join(f"{name} {us:.1f}" for name, us in run.cpu_us_per_fix())
+                          + f" ({run.cpu_us_total:.1f} in all" + (f", {run.cpu_us_total - full:+.1f} against the "
+                                                                  "full pipeline" if what else "")
+                          + (f"; at most {bound:,.0f} fixes/s on {cores} cores with none ever idle" if bound else "")
+                          + f"); cores busy {run.cores_busy:.2f}"
+                          + (f"; {run.fixes_per_s_to_rows:,.0f} fixes/s to the last row" if run.fixes_per_s_to_rows
+                             else "")
+                          + f"; {run.per_bike:,} per-bike violations stored (pure model on the fixes it sees: {model:,})")
 
 
 def _print_scores(title: str, scores: dict[str, Any], interval_ms: int) -> None:

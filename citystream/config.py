@@ -139,6 +139,13 @@ class Settings(BaseSettings):
         "for every bike partition's event time; a source silent this long (wall time) is skipped. Long, so a busy "
         "partition delayed by a restart or load is never taken for idle.",
     )
+    bench_supervisor: str = Field(
+        "", pattern=r"^(thinned:[1-9][0-9]*|precomputed(-stateless)?:.+)?$",
+        description="Benchmark only (`citystream bench bikes --cost-split` sets it on its workers): a stand-in for "
+        "the bike supervisor that takes part of its work away, to measure what the rest of the pipeline costs "
+        "(models/bikes/whatif.py): `thinned:N` feeds it one fix in N, `precomputed:PATH` releases the pure model's "
+        "events from PATH (`precomputed-stateless:PATH` also writes no per-bike state). Empty: the real supervisor.",
+    )
     log_level: str = Field("warning", description="Worker log level.")
     # -- incidents (city-management cases) --
     geography: Path | None = Field(

@@ -15,6 +15,7 @@ from __future__ import annotations
 __all__ = ["register_supervise"]
 
 import asyncio
+import logging
 import time
 from collections import defaultdict
 from typing import Any
@@ -25,6 +26,7 @@ from models.bikes import BikeSupervisor, FirstActive, GpsFault, OccupancyDelta, 
 from models.bikes.events import Event
 from models.bikes.state import UNSEEN
 from models.bikes.supervisor import STAT_NAMES
+from models.bikes.whatif import supervisor_factory
 from models.fix_messages import decode_fixes
 from models.gps import FixBatch
 from models.source_clock import Mark, SourceClock
@@ -51,6 +53,10 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
     occupancy, fleet = pipe.topic("bike.occupancy"), pipe.topic("bike.fleet")
     table = raw_table(pipe, "bike_state")
     sups: dict[int, BikeSupervisor] = {}
+    make_supervisor = supervisor_factory(s.bench_supervisor, setup.config, setup.index)  # "": the real one
+    if s.bench_supervisor:
+        logging.getLogger(__name__).warning("bike supervision by a benchmark stand-in (CITYSTREAM_BENCH_SUPERVISOR=%s): "
+                                            "its violations are not the city's", s.bench_supervisor)
     clocks: dict[int, SourceClock] = {}  # partition -> its sources' marks (entry ``~src|<partition>``)
     sent_wm: dict[int, int] = {}
     pipe.state["bike_supervisors"] = sups
@@ -65,7 +71,7 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
     def sup_for(p: int) -> BikeSupervisor:
         """The supervisor of partition ``p``, rebuilt from the recovered table on first use."""
         if p not in sups:
-            sup = sups[p] = BikeSupervisor(setup.config, setup.index)
+            sup = sups[p] = make_supervisor(p)
             prefix = f"{p}|".encode()
             sup.import_bikes({k[len(prefix):].decode(): v for k, v in table.data.items()
                               if v and k != END_MARKER and k.startswith(prefix)})

@@ -82,3 +82,31 @@ def test_a_layout_that_stored_everything_while_its_group_formed_is_reported_not_
     assert "CPU µs per fix: sinks 20.1, broker 21.8" in timed
     cores = os.cpu_count() or 1  # 0.25 CPU seconds over 5,960 fixes: 41.9 µs a fix, the most cores can carry
     assert f"(41.9 in all: at most {cores * 5960 / 0.25:,.0f} fixes/s on {cores} cores with none ever idle)" in timed
+
+
+def test_cost_split_runs_the_stand_ins_and_the_precomputed_ones_store_the_real_runs_violations(tmp_path: Path) -> None:
+    """``--cost-split``: the full pipeline, then the same layout with each stand-in for the supervisor. The ones
+    whose events are precomputed store exactly the full run's per-bike violations (so their figures measure the
+    same outputs); the thinned one, fed the fixes of 1 bike in 100, stores fewer: what the pure model finds on those
+    bikes. So every stand-in's figure is that of a run whose outputs are known, not of one that lost them."""
+    out = subprocess.run(
+        [sys.executable, "-m", "citystream.cli", "bench", "bikes", "--bikes", "600", "--hours", "0.5",
+         "--modes", "batched", "--workers", "3", "--cost-split"],
+        capture_output=True, text=True, timeout=900, env={**os.environ, "COLUMNS": "1000", "TMPDIR": str(tmp_path)},
+        check=False)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    text = out.stdout
+    labels = ("the full pipeline", "the supervisor's rules free", "... and no per-bike state",
+              "the frame: 1 bike in 100 supervised")
+    stored = []
+    for label in labels:
+        row = re.search(rf"batched, 3 workers: {re.escape(label)}\s*│\s*(not timed|[\d,]+ fixes/s).*?([\d,]+) per-bike "
+                        r"violations stored \(pure model[a-z ]*: ([\d,]+)\)", text)
+        assert row, (label, text)
+        assert row.group(2) == row.group(3), (label, text)  # each run stores what the model finds on what it sees
+        stored.append(int(row.group(2).replace(",", "")))
+        if row.group(1) != "not timed" and label != labels[0]:
+            assert re.search(rf"{re.escape(label)}.*?[\d.]+ in all, [+-][\d.]+ against the full pipeline", text), text
+    assert stored[0] == stored[1] == stored[2] > stored[3], stored
+    assert "memory per tracked bike" not in text  # the split replaces the layouts' figures
+    assert not list(tmp_path.glob("citystream-bikes-run-*")), "the run's scratch directory was left behind"
