@@ -201,7 +201,7 @@ def _cost_split(table: Table, settings: Any, modes: list[str], workers: int, hou
                 continue
             table.add_row(f"{mode}, {workers} worker{'s' if workers > 1 else ''}: {label}",
                           f"{run.fixes_per_s:,.0f} fixes/s" if run.timed else "not timed",
-                          (f"{what}; " if what else "")
+                          (f"{what}; " if what else "") + f"{run.fixes:,} fixes, {run.seconds:.1f} s; "
                           + "CPU µs per fix: " + ", ".join(f"{name} {us:.1f}" for name, us in run.cpu_us_per_fix())
                           + f" ({run.cpu_us_total:.1f} in all" + (f", {run.cpu_us_total - full:+.1f} against the "
                                                                   "full pipeline" if what else "")
