@@ -48,9 +48,10 @@ def test_bench_bikes_prints_figures_and_stores_the_models_violations(tmp_path: P
     # The ceiling of the cores at that CPU per fix: the measured rate scaled from the cores kept busy to all of them.
     bound = re.search(r"\(([\d.]+) in all: at most ([\d,]+) fixes/s on (\d+) cores with none ever idle\)", text)
     assert bound and abs(float(bound.group(1)) - sum(float(v) for v in cpu.groups())) < 0.25, text
-    ceiling = int(bound.group(2).replace(",", ""))
-    assert ceiling == pytest.approx(int(rate.group(1).replace(",", "")) * int(bound.group(3)) / float(busy.group(1)),
-                                    rel=0.02), text
+    ceiling, fixes_s, cores = int(bound.group(2).replace(",", "")), int(rate.group(1).replace(",", "")), int(bound.group(3))
+    # as printed: the cores busy to 2 decimals (±0.005 is 3% of the 0.17 a loaded CI host once gave), the rates whole
+    busy_lo, busy_hi = float(busy.group(1)) - 0.005, float(busy.group(1)) + 0.005
+    assert (fixes_s - 1) * cores / busy_hi <= ceiling + 1 and ceiling - 1 <= (fixes_s + 1) * cores / busy_lo, text
     # The reference job read the same recording, and the pipeline's figure is printed as a ratio of it.
     ref = re.search(r"reference job, batched\s*│\s*([\d,]+) fixes/s.*?([\d,]+) fixes in [\d.]+ s, same broker", text)
     assert ref and int(ref.group(1).replace(",", "")) > 0 and ref.group(2) == fixes.group(1), text
