@@ -85,11 +85,13 @@ def register(app: typer.Typer, settings_of: Any) -> None:
                                                     "loop, vectorized, on the same broker and recording (after the "
                                                     "first layout's workers stopped), and print each pipeline "
                                                     "figure as a ratio of it.")] = True,
-        cost_split: Annotated[bool, typer.Option(help="Instead, per mode: run the last layout of --workers four times, "
-                                                      "with the real bike supervisor and with three stand-ins that "
-                                                      "take part of its work away (its rules' CPU; that and its "
-                                                      "per-bike state; nearly all its outputs), and print where "
-                                                      "a fix's CPU goes.")] = False,
+        cost_split: Annotated[bool, typer.Option(help="Instead of the figures above, per mode: run the last layout of "
+                                                      "--workers four times, with the real bike supervisor and with "
+                                                      "three stand-ins that take part of its work away (its rules' "
+                                                      "CPU; that and its per-bike state; nearly all its outputs, by "
+                                                      "supervising 1 bike in 100), and print each run's fixes/s and "
+                                                      "CPU µs per fix against the full run's: where a fix's CPU "
+                                                      "goes.")] = False,
     ) -> None:
         """GPS fixes/s through the bike agents end to end (embedded Tansu -> worker -> ClickHouse rows, violations
         detected), with one fix per message and with operator batches, per worker layout, timed from partition
