@@ -78,6 +78,18 @@ _PARK_FLAGS = ((F_NO_PARKING, "no_parking"), (F_OUTSIDE_FENCE, "outside_fence"),
 _PLACE_NAME = ("free", "parking_fence", "no_parking", "outside_fence")
 
 
+def _net_out_move(out: list[Event], mark: int) -> None:
+    """A move that ends a parking and starts the next in the same counted zone at one instant changes no count: drop
+    its -1 and +1 (from ``out[mark:]``). Sent on, the keyed stage would take the -1 first (a departure comes before
+    an arrival of the same instant) and then the +1 for a re-delivery of the parking that just ended."""
+    at = [i for i in range(mark, len(out)) if isinstance(out[i], OccupancyDelta)]
+    if len(at) == 2:
+        gone, back = out[at[0]], out[at[1]]
+        if (isinstance(gone, OccupancyDelta) and isinstance(back, OccupancyDelta) and gone.delta < 0 < back.delta
+                and gone.zone_id == back.zone_id):
+            del out[at[1]], out[at[0]]
+
+
 class BikeRules:
     """Rule transitions on state rows. Not used directly: see ``BikeSupervisor``."""
 
@@ -187,8 +199,10 @@ class BikeRules:
         if da <= cfg.move_threshold_m:
             return
         if not cfg.confirm_parking:
+            mark = len(out)
             self._unpark(r, s, t, "moved", out)
             self._park(r, s, t, lon, lat, where, out)
+            _net_out_move(out, mark)
         elif (self.placer.metres(s[_LAST_LON], s[_LAST_LAT], s[_ALON], s[_ALAT]) > cfg.move_threshold_m
               and self.placer.metres(lon, lat, s[_LAST_LON], s[_LAST_LAT]) <= cfg.confirm_radius_m):
             # Two samples in a row far from where it parked, agreeing: moved when the first was sent.

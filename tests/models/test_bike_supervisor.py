@@ -255,3 +255,25 @@ def test_occupancy_deltas_feed_fence_capacity() -> None:
                            ("close", "fence_over_capacity", "F1", 2 * MIN + 5, 8 * MIN),
                            ("open", "fence_over_capacity", "F1", 9 * MIN, 9 * MIN)]
     assert occ.count("F1") == 3  # d, e, f still parked (f arrived after c left)
+
+
+@pytest.mark.parametrize("confirm", [False, True])
+def test_a_bike_moved_within_one_counted_zone_stays_counted_there(confirm: bool) -> None:
+    """Moved 100 m inside the fence-required area while locked: still one bike there. Without confirmation the move
+    ends the old parking and starts the new one at the same instant; the keyed stage orders a departure before an
+    arrival of the same instant, so a -1 and +1 pair of one zone and time would leave the bike uncounted."""
+    s = sup(occupancy_all_zones=True, confirm_parking=confirm, move_threshold_m=50.0)
+    feed = [fix("b1", 0, 200, 200, True), fix("b1", 1 * MIN, 201, 200, True),
+            fix("b1", 10 * MIN, 300, 200, True), fix("b1", 11 * MIN, 301, 200, True),
+            fix("b1", 12 * MIN, 302, 200, True)]
+    out = [e for f in feed for e in s.process(batch(f))] + s.advance_to(T0 + 40 * MIN)
+    occ = FenceOccupancy({}, allowed_lateness_ms=0)
+    occ.process([e for e in out if isinstance(e, OccupancyDelta)])
+    occ.advance_to(T0 + 40 * MIN)
+    assert occ.count("AREA") == 1
+    moved = [e for e in out if isinstance(e, Violation) and e.action == "close"]
+    assert [(e.kind, e.reason) for e in moved] == [("outside_fence", "moved")]  # the move itself is still seen
+    out = s.process(batch(fix("b1", 50 * MIN, 302, 200, False)))
+    occ.process([e for e in out if isinstance(e, OccupancyDelta)])
+    occ.advance_to(T0 + 60 * MIN)
+    assert occ.count("AREA") == 0  # and the unlock takes it out
