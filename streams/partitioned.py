@@ -1,11 +1,12 @@
 """What the keyed batch agents share: one model per source partition, rebuilt from the agent's state table on
-first use and forgotten when the partition is revoked (its next owner rebuilds it from the changelog), and the
+first use and forgotten when a rebalance gives the partition to another worker (its next owner rebuilds it from the
+changelog; :func:`keep_models_of_assigned`), and the
 agent loop (take a batch without acking, process it, ack once its outputs are delivered and its state written).
 """
 
 from __future__ import annotations
 
-__all__ = ["PartitionModels", "by_partition", "message_limit_of", "register_batch_agent"]
+__all__ = ["PartitionModels", "by_partition", "keep_models_of_assigned", "message_limit_of", "register_batch_agent"]
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,24 @@ from streams.state import END_MARKER
 M = TypeVar("M")
 
 
+def keep_models_of_assigned(pipe: Pipeline, topic: str, keep_only: Callable[[set[int]], None]) -> Any:
+    """After every rebalance, call ``keep_only`` with the partitions of ``topic`` this worker now holds: the models of
+    those stay (live and current), the others go (their next owner rebuilds them from the changelog).
+
+    Not on revocation: the standard (eager) protocol revokes every partition at each rebalance, and a model rebuilt
+    from the table for a partition the worker kept would miss the worker's own state writes since that table was
+    recovered: they go straight to the changelog (:func:`streams.state.persist`), and Faust does not read a
+    changelog partition back while it stays with the worker. (Session 15: after a failover the survivor rebuilt
+    its own partitions' supervisors from a table without a single one of their bikes.) Returns the receiver (keep
+    a reference: the signal may hold it weakly)."""
+
+    @pipe.app.on_partitions_assigned.connect  # type: ignore[arg-type]  # Faust stub: async receivers work
+    async def on_assigned(app_: Any, assigned: set[Any], **_: Any) -> None:
+        keep_only({tp.partition for tp in assigned if tp.topic == topic})
+
+    return on_assigned
+
+
 class PartitionModels(Generic[M]):
     """``models[p]``: partition ``p``'s model, built by ``build(p, entries)`` on first use, where ``entries``
     are the recovered ``(key, value)`` state entries of the table (all assigned partitions: a model keeps
@@ -32,13 +51,11 @@ class PartitionModels(Generic[M]):
         self.models: dict[int, M] = {}
         topic = source.get_topic_name()
 
-        @pipe.app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust stub: async receivers work
-        async def forget(app_: Any, revoked: set[Any], **_: Any) -> None:
-            for tp in revoked:
-                if tp.topic == topic:
-                    self.models.pop(tp.partition, None)
+        def keep_only(kept: set[int]) -> None:
+            for p in [p for p in self.models if p not in kept]:
+                del self.models[p]
 
-        self._forget = forget  # the signal may hold it weakly
+        self._forget = keep_models_of_assigned(pipe, topic, keep_only)
 
     def __getitem__(self, p: int) -> M:
         if p not in self.models:

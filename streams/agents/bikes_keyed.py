@@ -32,7 +32,7 @@ from models.bikes.waiting import WaitingMessages
 from streams.agents.bikes_rows import violation_row
 from streams.app import Pipeline
 from streams.chunks import json_chunks
-from streams.partitioned import register_batch_agent
+from streams.partitioned import keep_models_of_assigned, register_batch_agent
 from streams.state import END_MARKER, persist, raw_table
 
 _UNSEEN = -(2**63)
@@ -80,11 +80,11 @@ def register_keyed(pipe: Pipeline, stage: KeyedStage) -> None:
             part.model.process(part.waiting.restore(live))  # held: the stage's watermark starts unset
         return parts[q]
 
-    @pipe.app.on_partitions_revoked.connect  # type: ignore[arg-type]
-    async def forget(app_: Any, revoked: set[Any], **_: Any) -> None:
-        for tp in revoked:
-            if tp.topic == source.get_topic_name():
-                parts.pop(tp.partition, None)
+    def keep_only(kept: set[int]) -> None:
+        for q in [q for q in parts if q not in kept]:
+            del parts[q]
+
+    pipe.state[f"{stage.name}_keep"] = keep_models_of_assigned(pipe, source.get_topic_name(), keep_only)
 
 
     def watermark(part: _Partition, now: float) -> int | None:

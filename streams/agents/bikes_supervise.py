@@ -36,7 +36,7 @@ from streams.app import Pipeline
 from streams.chunks import json_chunks, marked_chunks
 from streams.clock import YIELD_EVERY_FIXES
 from streams.flow import fix_flow
-from streams.partitioned import register_batch_agent
+from streams.partitioned import keep_models_of_assigned, register_batch_agent
 from streams.state import END_MARKER, persist, raw_table
 from streams.topics import partition_for
 
@@ -93,15 +93,16 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
         t = clock.time(time.monotonic())
         return UNSEEN if t is None else t - setup.config.allowed_lateness_ms
 
-    @pipe.app.on_partitions_revoked.connect  # type: ignore[arg-type]
-    async def forget(app_: Any, revoked: set[Any], **_: Any) -> None:
-        for tp in revoked:
-            if tp.topic == source.get_topic_name():
-                sups.pop(tp.partition, None)
-                clocks.pop(tp.partition, None)
-                counted.pop(tp.partition, None)  # a supervisor rebuilt on reassignment counts from 0
-                sent_wm.pop(tp.partition, None)
-                flow.forget([tp.partition])
+    def keep_only(kept: set[int]) -> None:
+        gone = [p for p in sups if p not in kept]
+        for p in gone:
+            sups.pop(p, None)
+            clocks.pop(p, None)
+            counted.pop(p, None)  # a supervisor rebuilt on reassignment counts from 0
+            sent_wm.pop(p, None)
+        flow.forget(range(n))  # its counts start afresh at every rebalance (as when each one revoked everything)
+
+    pipe.state["bike_supervisors_keep"] = keep_models_of_assigned(pipe, source.get_topic_name(), keep_only)
 
     def zone_q(zone: str) -> int:
         q = q_zone.get(zone)

@@ -28,7 +28,7 @@ from models.zone_counts import ZoneMinuteCounter, pack_windows, union
 from streams.app import Pipeline
 from streams.chunks import json_chunks
 from streams.clock import YIELD_EVERY_FIXES
-from streams.partitioned import register_batch_agent
+from streams.partitioned import keep_models_of_assigned, register_batch_agent
 from streams.state import END_MARKER, Entry, persist, raw_table
 
 #: The outcomes of ``citystream_bike_fixes_total`` (a fix counted, the same fix again, older than the lateness).
@@ -59,7 +59,6 @@ def register(pipe: Pipeline) -> None:
         return
     s = pipe.settings
     source, out = pipe.topic("bike.fixes"), pipe.topic("bike.zone-minute")
-    app = pipe.app
     table = raw_table(pipe, "zone_counts")
     grid = GridZones(s.zone_cell_m)
     lateness_ms = s.allowed_lateness_s * 1000
@@ -78,12 +77,12 @@ def register(pipe: Pipeline) -> None:
             reemit[p] = c.window_codes()
         return counters[p]
 
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust stub: async receivers work
-    async def forget(app_: Any, revoked: set[Any], **_: Any) -> None:
-        for tp in revoked:
-            if tp.topic == source.get_topic_name():
-                counters.pop(tp.partition, None)
-                reemit.pop(tp.partition, None)
+    def keep_only(kept: set[int]) -> None:
+        for p in [p for p in counters if p not in kept]:
+            counters.pop(p, None)
+            reemit.pop(p, None)
+
+    pipe.state["zone_counters_keep"] = keep_models_of_assigned(pipe, source.get_topic_name(), keep_only)
 
     async def _process(events: list[EventT]) -> None:
         changed_windows: dict[int, list[NDArray[np.int64]]] = defaultdict(list)
