@@ -359,8 +359,8 @@ def cost_split(settings: Settings, recording: Path, workers: int = 3, timeout_s:
     supervisor: (label, what it takes away, run, the per-bike violations the pure model finds on what that
     supervisor sees) per run, the full one first. What the pipeline costs without the rules' CPU, without their
     state, and without their outputs, in one process layout and one sitting."""
-    from citystream.bikes_eval import read_fix_batches, supervise, supervise_partitions
-    from models.bikes.whatif import dump_events, thinned_bike
+    from citystream.bikes_eval import read_fix_batches, supervise_partitions
+    from models.bikes.whatif import dump_events, supervisor_factory
 
     rec = Recording.open(recording)
     out = []
@@ -370,8 +370,9 @@ def cost_split(settings: Settings, recording: Path, workers: int = 3, timeout_s:
         events, _ = supervise_partitions(batches, setup.config, setup.index, settings.partitions)
         dump_events(work / "events.jsonl", events)
         everything = _distinct_violations(e for part in events for e in part)
-        kept = [b.take(np.flatnonzero([thinned_bike(x, THINNED) for x in b.bike_id])) for b in batches]
-        thinned = _distinct_violations(supervise(kept, setup.config, setup.index, settings.partitions)[0])
+        thinned_events, _ = supervise_partitions(batches, setup.config, setup.index, settings.partitions, make=(
+            supervisor_factory(f"thinned:{THINNED}", setup.config, setup.index)))  # the workers' own stand-in
+        thinned = _distinct_violations(e for part in thinned_events for e in part)
         runs = [("the full pipeline", "", "", everything)] + [
             (label, spec.format(events=work / "events.jsonl"), what, thinned if spec.startswith("thinned") else everything)
             for label, spec, what in COST_SPLIT]

@@ -22,7 +22,7 @@ __all__ = ["SCORED_KINDS", "KindScore", "read_fix_batches", "supervise", "superv
            "evaluate_recording"]
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,10 +107,13 @@ def supervise(batches: Iterable[FixBatch], config: SupervisionConfig, index: Zon
 
 
 def supervise_partitions(batches: Iterable[FixBatch], config: SupervisionConfig, index: ZoneIndex,
-                         partitions: int = 1, until_ts: int | None = None) -> tuple[list[list[Event]], dict[str, int]]:
+                         partitions: int = 1, until_ts: int | None = None,
+                         make: Callable[[int], BikeSupervisor] | None = None,
+                         ) -> tuple[list[list[Event]], dict[str, int]]:
     """:func:`supervise` with each partition's events apart (what the pipeline's supervisor of that partition
-    emits)."""
-    sups = [BikeSupervisor(config, index) for _ in range(partitions)]
+    emits); ``make``: partition -> its supervisor (default the real one; the workers' factory is
+    :func:`models.bikes.whatif.supervisor_factory`)."""
+    sups = [make(p) if make else BikeSupervisor(config, index) for p in range(partitions)]
     events: list[list[Event]] = [[] for _ in range(partitions)]
     for batch in batches:
         for p, part in split_by_partition(batch, partitions).items():

@@ -195,14 +195,14 @@ def _cost_split(table: Table, settings: Any, modes: list[str], workers: int, hou
             runs = cost_split(settings, rec, workers)
         full = runs[0][2].cpu_us_total
         for label, what, run, model in runs:
-            bound = run.cpu_bound(cores)
+            label = f"{mode}, {workers} worker{'s' if workers > 1 else ''}: {label}"
             if not run.timed:
-                table.add_row(f"{mode}, {workers} worker{'s' if workers > 1 else ''}: {label}", "not timed",
+                table.add_row(label, "not timed",
                               f"all {run.fixes:,} fixes were stored while the group formed: replay more (--bikes, "
                               f"--hours); {run.per_bike:,} per-bike violations stored (pure model: {model:,})")
                 continue
-            table.add_row(f"{mode}, {workers} worker{'s' if workers > 1 else ''}: {label}",
-                          f"{run.fixes_per_s:,.0f} fixes/s" if run.timed else "not timed",
+            bound = run.cpu_bound(cores)
+            table.add_row(label, f"{run.fixes_per_s:,.0f} fixes/s",
                           (f"{what}; " if what else "") + f"{run.fixes:,} fixes, {run.seconds:.1f} s; "
                           + "CPU µs per fix: " + ", ".join(f"{name} {us:.1f}" for name, us in run.cpu_us_per_fix())
                           + f" ({run.cpu_us_total:.1f} in all" + (f", {run.cpu_us_total - full:+.1f} against the "

@@ -143,7 +143,7 @@ class Settings(BaseSettings):
         "", pattern=r"^(thinned:[1-9][0-9]*|precomputed(-stateless)?:.+)?$",
         description="Benchmark only (`citystream bench bikes --cost-split` sets it on its workers): a stand-in for "
         "the bike supervisor that takes part of its work away, to measure what the rest of the pipeline costs "
-        "(models/bikes/whatif.py): `thinned:N` feeds it one fix in N, `precomputed:PATH` releases the pure model's "
+        "(models/bikes/whatif.py): `thinned:N` feeds it the fixes of one bike in N, `precomputed:PATH` releases the pure model's "
         "events from PATH (`precomputed-stateless:PATH` also writes no per-bike state). Empty: the real supervisor.",
     )
     log_level: str = Field("warning", description="Worker log level.")

@@ -22,22 +22,26 @@ from streams.state import END_MARKER
 M = TypeVar("M")
 
 
-def keep_models_of_assigned(pipe: Pipeline, topic: str, keep_only: Callable[[set[int]], None]) -> Any:
-    """After every rebalance, call ``keep_only`` with the partitions of ``topic`` this worker now holds: the models of
-    those stay (live and current), the others go (their next owner rebuilds them from the changelog).
+def keep_models_of_assigned(pipe: Pipeline, topic: str, *per_partition: dict[int, Any],
+                            then: Callable[[], None] | None = None) -> None:
+    """After every rebalance, drop from each of ``per_partition`` (keyed by partition of ``topic``) the partitions
+    this worker no longer holds, then call ``then``: the models of the partitions it kept stay (live and current),
+    the others go (their next owner rebuilds them from the changelog).
 
     Not on revocation: the standard (eager) protocol revokes every partition at each rebalance, and a model rebuilt
     from the table for a partition the worker kept would miss the worker's own state writes since that table was
     recovered: they go straight to the changelog (:func:`streams.state.persist`), and Faust does not read a
     changelog partition back while it stays with the worker. (Session 15: after a failover the survivor rebuilt
-    its own partitions' supervisors from a table without a single one of their bikes.) Returns the receiver (keep
-    a reference: the signal may hold it weakly)."""
+    its own partitions' supervisors from a table without a single one of their bikes.)"""
 
     @pipe.app.on_partitions_assigned.connect  # type: ignore[arg-type]  # Faust stub: async receivers work
     async def on_assigned(app_: Any, assigned: set[Any], **_: Any) -> None:
-        keep_only({tp.partition for tp in assigned if tp.topic == topic})
-
-    return on_assigned
+        kept = {tp.partition for tp in assigned if tp.topic == topic}
+        for models in per_partition:
+            for p in [p for p in models if p not in kept]:
+                del models[p]
+        if then is not None:
+            then()
 
 
 class PartitionModels(Generic[M]):
@@ -51,11 +55,7 @@ class PartitionModels(Generic[M]):
         self.models: dict[int, M] = {}
         topic = source.get_topic_name()
 
-        def keep_only(kept: set[int]) -> None:
-            for p in [p for p in self.models if p not in kept]:
-                del self.models[p]
-
-        self._forget = keep_models_of_assigned(pipe, topic, keep_only)
+        keep_models_of_assigned(pipe, topic, self.models)
 
     def __getitem__(self, p: int) -> M:
         if p not in self.models:

@@ -80,11 +80,7 @@ def register_keyed(pipe: Pipeline, stage: KeyedStage) -> None:
             part.model.process(part.waiting.restore(live))  # held: the stage's watermark starts unset
         return parts[q]
 
-    def keep_only(kept: set[int]) -> None:
-        for q in [q for q in parts if q not in kept]:
-            del parts[q]
-
-    pipe.state[f"{stage.name}_keep"] = keep_models_of_assigned(pipe, source.get_topic_name(), keep_only)
+    keep_models_of_assigned(pipe, source.get_topic_name(), parts)
 
 
     def watermark(part: _Partition, now: float) -> int | None:

@@ -59,6 +59,7 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
                                             "its violations are not the city's", s.bench_supervisor)
     clocks: dict[int, SourceClock] = {}  # partition -> its sources' marks (entry ``~src|<partition>``)
     sent_wm: dict[int, int] = {}
+    counted: dict[int, dict[str, int]] = {}  # partition -> the supervisor's counters last reported
     pipe.state["bike_supervisors"] = sups
     events_metric = pipe.metrics.bike_events
     q_zone: dict[str, int] = {}
@@ -93,16 +94,10 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
         t = clock.time(time.monotonic())
         return UNSEEN if t is None else t - setup.config.allowed_lateness_ms
 
-    def keep_only(kept: set[int]) -> None:
-        gone = [p for p in sups if p not in kept]
-        for p in gone:
-            sups.pop(p, None)
-            clocks.pop(p, None)
-            counted.pop(p, None)  # a supervisor rebuilt on reassignment counts from 0
-            sent_wm.pop(p, None)
-        flow.forget(range(n))  # its counts start afresh at every rebalance (as when each one revoked everything)
-
-    pipe.state["bike_supervisors_keep"] = keep_models_of_assigned(pipe, source.get_topic_name(), keep_only)
+    # A supervisor rebuilt on reassignment counts from 0 (``counted``); the flow's counts start afresh at every
+    # rebalance (as when each one revoked everything).
+    keep_models_of_assigned(pipe, source.get_topic_name(), sups, clocks, counted, sent_wm,
+                            then=lambda: flow.forget(range(n)))
 
     def zone_q(zone: str) -> int:
         q = q_zone.get(zone)
@@ -139,8 +134,6 @@ def register_supervise(pipe: Pipeline, setup: BikeSetup) -> None:
         for p, parts in batches.items():
             flow.done(p, sum(len(fixes) for fixes, _ in parts))
             _report(p, sups[p], clocks[p])
-
-    counted: dict[int, dict[str, int]] = {}  # partition -> the supervisor's counters last reported
 
     def _report(p: int, sup: BikeSupervisor, clock: SourceClock) -> None:
         last = counted.setdefault(p, dict.fromkeys(COUNTERS, 0))

@@ -77,12 +77,7 @@ def register(pipe: Pipeline) -> None:
             reemit[p] = c.window_codes()
         return counters[p]
 
-    def keep_only(kept: set[int]) -> None:
-        for p in [p for p in counters if p not in kept]:
-            counters.pop(p, None)
-            reemit.pop(p, None)
-
-    pipe.state["zone_counters_keep"] = keep_models_of_assigned(pipe, source.get_topic_name(), keep_only)
+    keep_models_of_assigned(pipe, source.get_topic_name(), counters, reemit)
 
     async def _process(events: list[EventT]) -> None:
         changed_windows: dict[int, list[NDArray[np.int64]]] = defaultdict(list)

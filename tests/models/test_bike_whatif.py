@@ -1,5 +1,5 @@
 """The benchmark's stand-ins for the bike supervisor (``bench bikes --cost-split``): a precomputed one releases
-exactly the real model's events, call by call; a thinned one is the real model on every N-th fix."""
+exactly the real model's events, call by call; a thinned one is the real model on the fixes of one bike in N."""
 
 from __future__ import annotations
 
